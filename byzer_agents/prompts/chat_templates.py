@@ -157,7 +157,7 @@ class Templates:
         )
 
 
-# --- the built-in templates -------------------------------------------------------------------
+# --- the built-in templates --------------------------------------------------------------------
 
 _BUILT_IN: dict[str, Callable[[], ChatTemplate]] = {
     "qwen": Templates.qwen,
