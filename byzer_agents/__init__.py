@@ -4,11 +4,19 @@ Importing this package is light on purpose: it pulls in pydantic, jinja2 and jso
 torch, ray, transformers, vllm or duckdb; those load where a backend uses them.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from byzer_agents.exceptions import (
     ArgumentError,
+    Attempt,
     ByzerAgentsError,
+    ExtractionError,
+    ModelCallError,
+    ModelNotFoundError,
     PromptTemplateError,
     ToolArgumentsError,
+    ToolCallError,
     ToolDefinitionError,
 )
 from byzer_agents.prompts import (
@@ -23,20 +31,61 @@ from byzer_agents.prompts import (
 )
 from byzer_agents.tools import Tool, ToolChoice, ToolSet, as_tool, tool
 
+if TYPE_CHECKING:
+    from byzer_agents.chat.requests import LLMRequest
+    from byzer_agents.chat.results import LLMResponse
+    from byzer_agents.llm import LLM, ByzerLLM
+    from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
+    from byzer_agents.llm_runtime.infer_backend import InferBackend
+    from byzer_agents.traces import TraceStore
+
 __version__ = "0.1.0"
 
+# Loaded on first use: the client pulls in the openai SDK types, which tool-only users never need.
+_LAZY = {
+    "LLM": "byzer_agents.llm",
+    "ByzerLLM": "byzer_agents.llm",
+    "LLMRequest": "byzer_agents.chat.requests",
+    "LLMResponse": "byzer_agents.chat.results",
+    "InferBackend": "byzer_agents.llm_runtime.infer_backend",
+    "ScriptedBackend": "byzer_agents.llm_runtime.backends.scripted",
+    "TraceStore": "byzer_agents.traces",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'byzer_agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "LLM",
     "ArgumentError",
+    "Attempt",
     "ByzerAgentsError",
+    "ByzerLLM",
     "ChatTemplate",
+    "ExtractionError",
+    "InferBackend",
+    "LLMRequest",
+    "LLMResponse",
+    "ModelCallError",
+    "ModelNotFoundError",
     "PromptFunction",
     "PromptTemplateError",
+    "ScriptedBackend",
     "Templates",
     "Tool",
     "ToolArgumentsError",
+    "ToolCallError",
     "ToolChoice",
     "ToolDefinitionError",
     "ToolSet",
+    "TraceStore",
     "__version__",
     "as_tool",
     "function_calling_format",

@@ -8,9 +8,14 @@ from typing import Any
 
 __all__ = [
     "ArgumentError",
+    "Attempt",
     "ByzerAgentsError",
+    "ExtractionError",
+    "ModelCallError",
+    "ModelNotFoundError",
     "PromptTemplateError",
     "ToolArgumentsError",
+    "ToolCallError",
     "ToolDefinitionError",
 ]
 
@@ -54,3 +59,59 @@ class ToolArgumentsError(ByzerAgentsError, ValueError):
 
 class PromptTemplateError(ByzerAgentsError, ValueError):
     """A prompt template failed to compile or to render (a syntax error, a missing variable)."""
+
+
+class ModelNotFoundError(ByzerAgentsError, LookupError):
+    """No deployment answers to the model name asked for."""
+
+    def __init__(self, model: str | None, available: list[str]) -> None:
+        self.model = model
+        self.available = available
+        super().__init__(
+            f"no model named {model!r}; available: {available or 'none (deploy one first)'}"
+        )
+
+
+class ModelCallError(ByzerAgentsError, RuntimeError):
+    """The model endpoint failed to answer (connection, HTTP status, timeout), after its retries."""
+
+    def __init__(self, model: str, message: str, *, status_code: int | None = None) -> None:
+        self.model = model
+        self.status_code = status_code
+        status = f" (HTTP {status_code})" if status_code is not None else ""
+        super().__init__(f"model {model!r} failed{status}: {message}")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of the loop: what the model wrote and why it was not accepted."""
+
+    output: str
+    """The model's raw text, or its tool calls as JSON."""
+    error: str
+
+
+class _AttemptsError(ByzerAgentsError):
+    what = "an answer"
+
+    def __init__(self, model: str, attempts: list[Attempt]) -> None:
+        self.model = model
+        self.attempts = attempts
+        last = attempts[-1].error if attempts else "no attempt was made"
+        super().__init__(
+            f"model {model!r} gave no valid {self.what} in {len(attempts)} attempt(s); "
+            f"last error: {last}"
+        )
+
+
+class ExtractionError(_AttemptsError, ValueError):
+    """No attempt produced a valid typed answer; ``attempts`` holds each raw output and error."""
+
+    what = "typed answer"
+
+
+class ToolCallError(_AttemptsError, ValueError):
+    """No attempt produced tool calls that could all run: unknown tools, bad arguments, tools
+    that raised or timed out. ``attempts`` holds each raw output and error."""
+
+    what = "tool calls"

@@ -9,9 +9,9 @@ from pathlib import Path
 COOKBOOK = Path(__file__).resolve().parent.parent / "cookbook"
 
 
-def run_script(name: str) -> str:
+def run_script(name: str, *args: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(COOKBOOK / name)], capture_output=True, text=True, timeout=120
+        [sys.executable, str(COOKBOOK / name), *args], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -26,3 +26,37 @@ def test_tools_and_schemas_shows_schemas_and_a_refused_call() -> None:
     assert "  - unit: 'fortnight' is not one of ['day', 'week', 'month', 'year']" in output
     assert "  - tz: unexpected argument; the tool takes: count, unit" in output
     assert output.rstrip().endswith("What was the date two weeks ago?")
+
+
+def test_function_calling_runs_the_date_tools_and_shows_the_fixed_call() -> None:
+    output = run_script("02_function_calling.py")
+    assert "calls:  [('compute_now', {})]" in output
+    assert "calls:  [('compute_date_range', {'count': 3, 'unit': 'month'})]" in output
+    assert "attempts: 2" in output
+
+
+def test_typed_answers_show_the_story_three_ways() -> None:
+    output = run_script("03_typed_answers.py")
+    assert "response_class -> Story(title='The Lighthouse Cat'" in output
+    assert "extract        -> Story(title='Rain'" in output
+    assert "typed:       Story(title='The Whistling Fox'" in output
+
+
+def test_function_calling_cookbook_over_a_real_endpoint() -> None:
+    from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
+    from tests.openai_server import serve_backend
+
+    backend = ScriptedBackend(
+        [
+            {"tool_calls": [{"name": "compute_now", "arguments": {}}]},
+            {
+                "tool_calls": [
+                    {"name": "compute_date_range", "arguments": {"count": 3, "unit": "month"}}
+                ]
+            },
+        ]
+    )
+    with serve_backend(backend) as base_url:
+        output = run_script("02_function_calling.py", "--base-url", base_url, "--model", "scripted")
+    assert f"[model: scripted at {base_url}]" in output
+    assert "'unit': 'month'" in output

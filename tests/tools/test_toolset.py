@@ -80,3 +80,13 @@ def test_tool_choice_back_to_openai_form() -> None:
         "type": "function",
         "function": {"name": "add"},
     }
+
+
+def test_a_plain_function_becomes_one_tool_however_often_it_is_offered() -> None:
+    from byzer_agents.tools import as_tool
+
+    def lookup(term: str) -> str:
+        return term
+
+    assert as_tool(lookup) is as_tool(lookup)
+    assert ToolSet([lookup])[0] is ToolSet([lookup])[0]

@@ -1,0 +1,52 @@
+"""The one protocol every model endpoint answers: local or SaaS, in-process, behind a Ray handle
+or behind HTTP. The chat loop depends on this and nothing else of a backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
+
+__all__ = ["AsyncChatBackend", "Capabilities", "ChatBackend"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an endpoint can do, so the loop picks the best way to get tool calls and typed answers
+    (constrained decoding, then native, then prompting)."""
+
+    native_tools: bool = False
+    """Takes ``tools`` / ``tool_choice`` and answers with ``message.tool_calls``."""
+    json_schema_output: bool = False
+    """Honours ``response_format={"type": "json_schema", ...}``."""
+    constrained_decoding: bool = False
+    """A grammar forces tool calls and typed answers to fit their schema: they always parse."""
+    streaming: bool = True
+    embeddings: bool = False
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """A deployed model, as the loop sees it."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def chat(self, request: ChatRequest) -> ChatCompletion: ...
+
+    def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]: ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def meta(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class AsyncChatBackend(Protocol):
+    """Optional async twins; backends without them are driven through a worker thread."""
+
+    async def achat(self, request: ChatRequest) -> ChatCompletion: ...
+
+    def astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]: ...

@@ -1,0 +1,64 @@
+"""What a chat call returns: Byzer-LLM's ``LLMResponse`` shape (``.output``, ``.values``,
+``.value``, ``.metadata``), with the validated tool calls and the SDK's ChatCompletion beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from byzer_agents.tools import Tool
+from byzer_agents.types import ChatCompletion
+
+__all__ = ["EmbeddingResponse", "LLMResponse", "ToolCall", "ToolResult"]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call whose tool exists and whose arguments validated."""
+
+    id: str
+    tool: Tool[..., Any]
+    arguments: dict[str, Any]
+    """Validated and coerced, keyed by parameter name."""
+    raw_arguments: dict[str, Any] | str
+    """What the model wrote."""
+
+    @property
+    def name(self) -> str:
+        return self.tool.name
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call: ToolCall
+    value: Any = None
+    error: str | None = None
+    """Why the tool did not return: it raised, or timed out. ``None`` when it returned."""
+    latency_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class LLMResponse:
+    output: str
+    """The model's final text (for tool calls in prompt mode, the text holding them)."""
+    input: str | list[dict[str, Any]] = ""
+    """What was asked: the prompt, or the conversation."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """model, usage (summed over attempts), latency_s, attempts, finish_reason, run_id."""
+    response: ChatCompletion | None = None
+    """The last ChatCompletion of the call."""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    """Tool results, in call order (with ``execute_tool=True``)."""
+    value: Any = None
+    """The typed answer (with ``response_class``)."""
+
+
+@dataclass(frozen=True)
+class EmbeddingResponse:
+    output: list[float]
+    input: str

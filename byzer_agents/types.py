@@ -1,0 +1,122 @@
+"""The OpenAI chat-completions shapes every layer speaks: requests as ``ChatRequest``, answers as
+the ``openai`` SDK's own ``ChatCompletion`` / ``ChatCompletionChunk`` models, not re-invented."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
+from openai.types.chat.chat_completion import Choice
+from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_message_function_tool_call import (
+    ChatCompletionMessageFunctionToolCall,
+    Function,
+)
+from openai.types.completion_usage import CompletionUsage
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChatCompletion",
+    "ChatCompletionChunk",
+    "ChatRequest",
+    "CompletionUsage",
+    "FinishReason",
+    "Message",
+    "make_chunk",
+    "make_completion",
+    "make_tool_call",
+]
+
+Message = dict[str, Any]
+"""One OpenAI chat message: ``{"role": ..., "content": ..., "tool_calls"?: ..., ...}``."""
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
+
+
+class ChatRequest(BaseModel):
+    """One chat-completions request, as every backend receives it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message]
+    model: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    """``{"type": "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}``."""
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: list[str] | None = None
+    seed: int | None = None
+    n: int = Field(default=1, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Backend-specific options (Byzer-LLM's ``llm_config`` keys that are not sampling ones)."""
+
+    def openai_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``client.chat.completions.create``, without unset ones."""
+        return self.model_dump(exclude_none=True, exclude={"extra"}, exclude_defaults=False)
+
+
+def make_tool_call(
+    name: str, arguments: str, call_id: str | None = None
+) -> ChatCompletionMessageFunctionToolCall:
+    return ChatCompletionMessageFunctionToolCall(
+        id=call_id or f"call_{uuid.uuid4().hex[:24]}",
+        type="function",
+        function=Function(name=name, arguments=arguments),
+    )
+
+
+def make_completion(
+    *,
+    model: str,
+    content: str | None = None,
+    tool_calls: Sequence[ChatCompletionMessageFunctionToolCall] | None = None,
+    finish_reason: FinishReason | None = None,
+    usage: CompletionUsage | Mapping[str, int] | None = None,
+) -> ChatCompletion:
+    """A one-choice ChatCompletion, as local backends and test doubles produce them."""
+    if finish_reason is None:
+        finish_reason = "tool_calls" if tool_calls else "stop"
+    if usage is not None and not isinstance(usage, CompletionUsage):
+        usage = CompletionUsage.model_validate(dict(usage))
+    message = ChatCompletionMessage(
+        role="assistant", content=content, tool_calls=list(tool_calls) if tool_calls else None
+    )
+    return ChatCompletion(
+        id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        object="chat.completion",
+        created=int(time.time()),
+        model=model,
+        choices=[Choice(index=0, message=message, finish_reason=finish_reason)],
+        usage=usage,
+    )
+
+
+def make_chunk(
+    *,
+    model: str,
+    completion_id: str,
+    content: str | None = None,
+    finish_reason: FinishReason | None = None,
+    usage: CompletionUsage | None = None,
+) -> ChatCompletionChunk:
+    """One streamed delta of a one-choice completion."""
+    choices = (
+        []
+        if usage is not None and content is None and finish_reason is None
+        else [ChunkChoice(index=0, delta=ChoiceDelta(content=content), finish_reason=finish_reason)]
+    )
+    return ChatCompletionChunk(
+        id=completion_id,
+        object="chat.completion.chunk",
+        created=int(time.time()),
+        model=model,
+        choices=choices,
+        usage=usage,
+    )
