@@ -29,6 +29,7 @@ pytest: install
 bench:
 	$(MAKE) install EXTRAS=dev,bench
 	$(PY) benchmarks/bench_schema.py
+	$(PY) benchmarks/bench_loop.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

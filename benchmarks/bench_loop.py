@@ -13,10 +13,8 @@ Run: ``.venv/bin/python benchmarks/bench_loop.py``. It checks, outside the timed
 path produced the right tool result or Story (a broken path cannot give a fast number), prints
 markdown tables and writes its section of ``benchmarks/RESULTS.md``.
 
-What is fragile: ``OpenAIBackend`` takes no HTTP client, so the benchmark puts the SDK client over
-the mock transport into its private ``_client`` (and ``_async_clients[loop]`` for ``achat_oai``),
-which ``_sync_client()`` / ``_async_client()`` return instead of building one. If those attributes
-are renamed, this script fails at the first sanity check rather than timing a real network call.
+Our ``OpenAIBackend`` and the peers' SDK clients all talk to the same in-process mock transport
+(``http_client=`` / ``async_http_client=``), so no timing includes a network.
 """
 
 from __future__ import annotations
@@ -25,11 +23,8 @@ import asyncio
 import dataclasses
 import datetime as dt
 import functools
-import importlib.metadata
 import json
 import math
-import platform
-import re
 import sys
 import tempfile
 import timeit
@@ -47,6 +42,8 @@ from pydantic import BaseModel
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_REPO_ROOT))  # run as a script from a checkout, without installing
 
+from results_file import RESULTS_PATH, library_versions, write_section  # noqa: E402
+
 from byzer_agents.chat.protocol import Capabilities  # noqa: E402
 from byzer_agents.llm import LLM  # noqa: E402
 from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend  # noqa: E402
@@ -56,13 +53,8 @@ from byzer_agents.tools import tool  # noqa: E402
 from byzer_agents.traces import TraceStore  # noqa: E402
 from byzer_agents.types import make_completion, make_tool_call  # noqa: E402
 
-RESULTS_PATH = _REPO_ROOT / "benchmarks" / "RESULTS.md"
+VERSIONED = ("openai", "httpx2", "openai-agents", "instructor", "pydantic", "pydantic-core")
 SECTION_HEADING = "## Chat loop: one call with one tool (bench_loop.py)"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Each section is written by the script it names. Figures are measured in one run, on one\n"
-    "machine (2 CPU cores, CPU only); absolute times vary between machines, so read the ratios.\n"
-)
 REPEAT = 11
 SECONDS_PER_REPEAT = 0.1
 """Each repeat runs the statement enough times to last about this long; the best repeat counts."""
@@ -168,16 +160,18 @@ class CannedServer:
             200, content=self._reply(request.content), headers={"content-type": "application/json"}
         )
 
+    def http_client(self) -> httpx2.Client:
+        return httpx2.Client(transport=httpx2.MockTransport(self._handle))
+
+    def async_http_client(self) -> httpx2.AsyncClient:
+        return httpx2.AsyncClient(transport=httpx2.MockTransport(self._handle))
+
     def client(self) -> openai.OpenAI:
-        transport = httpx2.MockTransport(self._handle)
-        return openai.OpenAI(
-            api_key=API_KEY, base_url=BASE_URL, http_client=httpx2.Client(transport=transport)
-        )
+        return openai.OpenAI(api_key=API_KEY, base_url=BASE_URL, http_client=self.http_client())
 
     def async_client(self) -> openai.AsyncOpenAI:
-        transport = httpx2.MockTransport(self._handle)
         return openai.AsyncOpenAI(
-            api_key=API_KEY, base_url=BASE_URL, http_client=httpx2.AsyncClient(transport=transport)
+            api_key=API_KEY, base_url=BASE_URL, http_client=self.async_http_client()
         )
 
 
@@ -228,7 +222,7 @@ SCRIPTED_PREBUILT = "prebuilt `tool(get_weather)`"
 SCRIPTED_LEAN = "prebuilt `tool(get_weather)`, `tool_timeout_s=None`"
 SCRIPTED_LEAN_TRACED = "prebuilt `tool(get_weather)`, `tool_timeout_s=None`, traced"
 SCRIPTED_EXTRACT = "`extract(Story, text)`"
-SCRIPTED_SCHEMA = "of which `json_schema(Story)`, built afresh on each call"
+SCRIPTED_SCHEMA = "of which `json_schema(Story)` (cached, then copied)"
 
 
 def scripted_paths(store: TraceStore) -> dict[str, TimedPath]:
@@ -294,12 +288,15 @@ def check_traced(store: TraceStore, responses: Any) -> None:
     assert kinds == [("model_call", "ok"), ("tool_call", "ok")], kinds
 
 
-def sdk_backend(server: CannedServer, loop: asyncio.AbstractEventLoop) -> OpenAIBackend:
+def sdk_backend(server: CannedServer) -> OpenAIBackend:
     """Our OpenAIBackend (what ``LLM.from_openai`` builds) with SDK clients over ``server``."""
-    backend = OpenAIBackend(model=MODEL, base_url=BASE_URL, api_key=API_KEY)
-    backend._client = server.client()  # no constructor argument for an HTTP client
-    backend._async_clients[loop] = server.async_client()
-    return backend
+    return OpenAIBackend(
+        model=MODEL,
+        base_url=BASE_URL,
+        api_key=API_KEY,
+        http_client=server.http_client(),
+        async_http_client=server.async_http_client(),
+    )
 
 
 def tool_call_paths(
@@ -307,7 +304,7 @@ def tool_call_paths(
 ) -> tuple[dict[str, TimedPath], dict[str, TimedPath]]:
     """Ours and openai-agents, each over the SDK and the mock transport."""
     server = CannedServer(weather_reply)
-    backend = sdk_backend(server, loop)
+    backend = sdk_backend(server)
     llm = LLM.from_backend(backend, model=MODEL)
     bare = LLM.from_backend(backend, model=MODEL, tool_timeout_s=None)
     prebuilt = tool(get_weather)
@@ -372,7 +369,7 @@ def tool_call_paths(
 
 def extraction_paths(loop: asyncio.AbstractEventLoop) -> dict[str, TimedPath]:
     server = CannedServer(story_reply)
-    llm = LLM.from_backend(sdk_backend(server, loop), model=MODEL)
+    llm = LLM.from_backend(sdk_backend(server), model=MODEL)
     messages = [{"role": "user", "content": STORY_TEXT}]
 
     def instructor_call(mode: instructor.Mode) -> Callable[[], Any]:
@@ -471,22 +468,6 @@ def extraction_table(us: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def library_versions() -> str:
-    packages = ("openai", "httpx2", "openai-agents", "instructor", "pydantic", "pydantic-core")
-    versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in packages)
-    return f"Python {platform.python_version()}, {versions}; ours: byzer_agents from this checkout"
-
-
-def replace_section(document: str, heading: str, section: str) -> str:
-    """Put ``section`` (which starts with ``heading``) in place of the text from ``heading`` to the
-    next ``## `` heading, or append it when the document has no such heading."""
-    pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    replacement = section.rstrip("\n") + "\n\n"
-    if pattern.search(document):
-        return pattern.sub(lambda _: replacement, document, count=1).rstrip("\n") + "\n"
-    return document.rstrip("\n") + "\n\n" + replacement.rstrip("\n") + "\n"
-
-
 def section_text(scripted: dict[str, float], tables: list[str]) -> str:
     trace_default = scripted[SCRIPTED_DEFAULT_TRACED] - scripted[SCRIPTED_DEFAULT]
     trace_lean = scripted[SCRIPTED_LEAN_TRACED] - scripted[SCRIPTED_LEAN]
@@ -496,7 +477,7 @@ def section_text(scripted: dict[str, float], tables: list[str]) -> str:
     return f"""{SECTION_HEADING}
 
 Command: `.venv/bin/python benchmarks/bench_loop.py`; run on {dt.date.today().isoformat()};
-{library_versions()}.
+{library_versions(*VERSIONED)}.
 
 Microseconds per call, best of {REPEAT} repeats (warmed up first); the paths take turns within a
 repeat. Every reply is canned and served in-process, so no model and no network time is included;
@@ -512,19 +493,20 @@ re-arms the script (`backend.add`, `requests.clear()`: well under a microsecond)
 
 {scripted_md}
 
-Where the time goes: passing the function rather than a prebuilt `Tool` rebuilds the tool (its
-schema) on every call, about {tool_build:.0f} µs; the default `tool_timeout_s=60` runs even a
-single tool in a new `ThreadPoolExecutor`, starting a thread per call, about {thread_pool:.0f} µs;
-without both the loop takes {scripted[SCRIPTED_LEAN]:.0f} µs. Tracing adds
-{trace_default:.0f} µs per call with the defaults and {trace_lean:.0f} µs on the lean path.
-`extract` spends about {scripted[SCRIPTED_SCHEMA]:.0f} of its {scripted[SCRIPTED_EXTRACT]:.0f} µs
-building `Story`'s JSON schema again (the validator is cached, the schema is not).
+Where the time goes: passing the function rather than a prebuilt `Tool` costs {tool_build:.0f} µs
+(a tool made from a plain function is built once and cached, so this is a lookup); the default
+`tool_timeout_s=60` runs the tool on the shared worker pool so the limit can be kept, which costs
+{thread_pool:.0f} µs against calling it inline with `tool_timeout_s=None`; the lean path takes
+{scripted[SCRIPTED_LEAN]:.0f} µs. Tracing adds {trace_default:.0f} µs per call with the defaults
+and {trace_lean:.0f} µs on the lean path (redaction of request and response, then four SQLite
+writes committed before the call returns). `extract` spends {scripted[SCRIPTED_SCHEMA]:.0f} of its
+{scripted[SCRIPTED_EXTRACT]:.0f} µs in `json_schema(Story)` (cached; a deep copy per call).
 
 **Tool call, against openai-agents**, both through the `openai` SDK over an
 `httpx2.MockTransport` answering chat-completions JSON (so both pay the SDK's request building,
 JSON encoding and response parsing). Ours: `chat_oai(..., tools=[...], execute_tool=True)` on our
-`OpenAIBackend` (what `LLM.from_openai` builds; its SDK client is set over the mock, since it takes
-none as an argument): one model call. openai-agents: `Runner.run(agent, prompt)` with
+`OpenAIBackend` (what `LLM.from_openai` builds, given `http_client=` over the mock): one model
+call. openai-agents: `Runner.run(agent, prompt)` with
 `RunConfig(tracing_disabled=True)` on an `OpenAIChatCompletionsModel` over an `AsyncOpenAI` client,
 driven with `loop.run_until_complete` on one long-lived event loop; the turn makes two model calls
 (the tool call, then the final text after the tool result), so the table also divides it by two.
@@ -545,11 +527,6 @@ reply is a `Story` tool call with the same JSON as arguments. Ratio < 1 means ou
 """
 
 
-def write_results(section: str) -> None:
-    document = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else RESULTS_HEADER
-    RESULTS_PATH.write_text(replace_section(document, SECTION_HEADING, section))
-
-
 def main() -> None:
     loop = asyncio.new_event_loop()
     with tempfile.TemporaryDirectory() as tmp, TraceStore(Path(tmp) / "traces.db") as store:
@@ -565,7 +542,7 @@ def main() -> None:
     peers = {name: timed[name] for name in peer_paths}
     tables = [scripted_table(scripted), tool_call_table(ours, peers), extraction_table(extraction)]
     print("\n" + "\n\n".join(tables) + "\n")
-    write_results(section_text(scripted, tables))
+    write_section(SECTION_HEADING, section_text(scripted, tables))
     print(f"wrote {RESULTS_PATH.relative_to(_REPO_ROOT)}")
 
 

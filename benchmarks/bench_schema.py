@@ -27,11 +27,8 @@ import dataclasses
 import datetime as dt
 import enum
 import functools
-import importlib.metadata
 import json
 import math
-import platform
-import re
 import sys
 import timeit
 from collections.abc import Callable
@@ -46,15 +43,12 @@ from pydantic import BaseModel, Field
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_REPO_ROOT))  # run as a script from a checkout, without installing
 
+from results_file import RESULTS_PATH, library_versions, write_section  # noqa: E402
+
 from byzer_agents.tools import tool  # noqa: E402
 
-RESULTS_PATH = _REPO_ROOT / "benchmarks" / "RESULTS.md"
+VERSIONED = ("pydantic", "pydantic-core", "openai-agents", "pydantic-ai-slim", "docstring-parser")
 SECTION_HEADING = "## Tool schema: build and validate (bench_schema.py)"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Each section is written by the script it names. Figures are measured in one run, on one\n"
-    "machine (2 CPU cores, CPU only); absolute times vary between machines, so read the ratios.\n"
-)
 REPEAT = 7
 SECONDS_PER_REPEAT = 0.03
 """Each repeat runs the statement enough times to last about this long; the best repeat counts."""
@@ -547,28 +541,6 @@ def geometric_mean(values: list[float]) -> float:
     return math.exp(sum(math.log(value) for value in values) / len(values))
 
 
-def library_versions() -> str:
-    packages = (
-        "pydantic",
-        "pydantic-core",
-        "openai-agents",
-        "pydantic-ai-slim",
-        "docstring-parser",
-    )
-    versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in packages)
-    return f"Python {platform.python_version()}, {versions}; ours: byzer_agents from this checkout"
-
-
-def replace_section(document: str, heading: str, section: str) -> str:
-    """Put ``section`` (which starts with ``heading``) in place of the text from ``heading`` to the
-    next ``## `` heading, or append it when the document has no such heading."""
-    pattern = re.compile(rf"^{re.escape(heading)}[ \t]*\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    replacement = section.rstrip("\n") + "\n\n"
-    if pattern.search(document):
-        return pattern.sub(lambda _: replacement, document, count=1).rstrip("\n") + "\n"
-    return document.rstrip("\n") + "\n\n" + replacement.rstrip("\n") + "\n"
-
-
 def section_text(build_table: str, validate_table: str, disagreements: list[str]) -> str:
     if disagreements:
         agreement = "Checked, not timed: the libraries differed on\n\n" + "\n".join(
@@ -583,7 +555,7 @@ def section_text(build_table: str, validate_table: str, disagreements: list[str]
     return f"""{SECTION_HEADING}
 
 Command: `.venv/bin/python benchmarks/bench_schema.py`; run on {dt.date.today().isoformat()};
-{library_versions()}.
+{library_versions(*VERSIONED)}.
 
 Microseconds per operation, best of {REPEAT} repeats; ratio < 1 means ours is faster. Ten functions
 mixing str/int/float/bool, Optional with defaults, Literal, Enum, list and dict parameters, nested
@@ -610,11 +582,6 @@ parameters.
 """
 
 
-def write_results(section: str) -> None:
-    document = RESULTS_PATH.read_text() if RESULTS_PATH.exists() else RESULTS_HEADER
-    RESULTS_PATH.write_text(replace_section(document, SECTION_HEADING, section))
-
-
 def main() -> None:
     print(
         f"timing {len(CASES)} functions x {len(BUILDERS)} libraries, best of {REPEAT}", flush=True
@@ -625,7 +592,7 @@ def main() -> None:
     print(f"\n{build_table}\n\n{validate_table}\n")
     for line in disagreements:
         print(f"DISAGREEMENT {line}")
-    write_results(section_text(build_table, validate_table, disagreements))
+    write_section(SECTION_HEADING, section_text(build_table, validate_table, disagreements))
     print(f"wrote {RESULTS_PATH.relative_to(_REPO_ROOT)}")
 
 

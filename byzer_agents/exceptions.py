@@ -13,6 +13,7 @@ __all__ = [
     "ExtractionError",
     "ModelCallError",
     "ModelNotFoundError",
+    "NoJSONFoundError",
     "PromptTemplateError",
     "ToolArgumentsError",
     "ToolCallError",
@@ -59,6 +60,20 @@ class ToolArgumentsError(ByzerAgentsError, ValueError):
 
 class PromptTemplateError(ByzerAgentsError, ValueError):
     """A prompt template failed to compile or to render (a syntax error, a missing variable)."""
+
+
+class NoJSONFoundError(ByzerAgentsError, ValueError):
+    """A model's answer holds no JSON value, not even a repairable one."""
+
+    _QUOTED_CHARS = 80
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        start = text[: self._QUOTED_CHARS] + ("..." if len(text) > self._QUOTED_CHARS else "")
+        super().__init__(
+            "no JSON value found (looked for a ```json or ``` block, a {...} object or [...] "
+            f"array among the text, or a bare JSON value) in text starting {start!r}"
+        )
 
 
 class ModelNotFoundError(ByzerAgentsError, LookupError):

@@ -9,31 +9,12 @@ with a call, the call is validated against the tool's schema, run, and its resul
 
 from __future__ import annotations
 
-import datetime
 import json
-from typing import Annotated
 
 from _model import model_from_args
-from dateutil.relativedelta import relativedelta
 
-from byzer_agents import tool
-
-
-@tool
-def compute_date_range(
-    count: Annotated[int, "How many units of time the range spans"],
-    unit: Annotated[str, "The unit of time", {"enum": ["day", "week", "month", "year"]}],
-) -> list[str]:
-    """Compute the date range that ends now and spans `count` units of time."""
-    now = datetime.datetime.now()
-    start = now - relativedelta(**{f"{unit}s": count})
-    return [start.strftime("%Y-%m-%d %H:%M:%S"), now.strftime("%Y-%m-%d %H:%M:%S")]
-
-
-@tool
-def compute_now() -> str:
-    """Compute the current date and time."""
-    return datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+# Byzer-LLM's two date functions ship as built-in tools; cookbook/01 shows how such tools are made.
+from byzer_agents.tools import compute_date_range, compute_now
 
 
 def call(name: str, **arguments: object) -> str:

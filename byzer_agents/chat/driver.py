@@ -13,78 +13,76 @@ from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
 from byzer_agents.chat.results import LLMResponse
 from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.exceptions import ModelCallError
-from byzer_agents.types import ChatRequest
+from byzer_agents.types import ChatCompletion
 
 __all__ = ["adrive", "drive"]
+
+# What the flow receives next: a value, or an error to raise where it waits.
+_Outcome = tuple[Any, ModelCallError | None]
+
+
+def drive(
+    flow: Flow, backend: ChatBackend, *, tracer: RunTracer, tool_timeout_s: float | None
+) -> LLMResponse:
+    outcome: _Outcome = (None, None)
+    while True:
+        effect, result = _advance(flow, outcome)
+        if result is not None:
+            return result
+        if isinstance(effect, ModelCall):
+            start = time.perf_counter()
+            try:
+                outcome = (_reply(backend.chat(effect.request), start), None)
+            except Exception as exc:
+                outcome = (None, _as_model_error(tracer.model, exc))
+        elif isinstance(effect, RunTools):
+            results = run_tools(
+                effect.calls, timeout_s=tool_timeout_s, tracer=tracer, parent_id=effect.parent_id
+            )
+            outcome = (results, None)
+
+
+async def adrive(
+    flow: Flow, backend: ChatBackend, *, tracer: RunTracer, tool_timeout_s: float | None
+) -> LLMResponse:
+    outcome: _Outcome = (None, None)
+    while True:
+        effect, result = _advance(flow, outcome)
+        if result is not None:
+            return result
+        if isinstance(effect, ModelCall):
+            start = time.perf_counter()
+            try:
+                if isinstance(backend, AsyncChatBackend):
+                    completion = await backend.achat(effect.request)
+                else:
+                    completion = await asyncio.to_thread(backend.chat, effect.request)
+                outcome = (_reply(completion, start), None)
+            except Exception as exc:
+                outcome = (None, _as_model_error(tracer.model, exc))
+        elif isinstance(effect, RunTools):
+            results = await arun_tools(
+                effect.calls, timeout_s=tool_timeout_s, tracer=tracer, parent_id=effect.parent_id
+            )
+            outcome = (results, None)
+
+
+def _advance(
+    flow: Flow, outcome: _Outcome
+) -> tuple[ModelCall | RunTools | None, LLMResponse | None]:
+    """Hand the flow its last outcome; return its next effect, or its result when it is done."""
+    value, error = outcome
+    try:
+        return (flow.throw(error) if error is not None else flow.send(value)), None
+    except StopIteration as stop:
+        return None, stop.value
+
+
+def _reply(completion: ChatCompletion, start: float) -> ModelReply:
+    return ModelReply(completion, time.perf_counter() - start)
 
 
 def _as_model_error(model: str, exc: Exception) -> ModelCallError:
     if isinstance(exc, ModelCallError):
         return exc
     return ModelCallError(model, f"{type(exc).__name__}: {exc}")
-
-
-def drive(
-    flow: Flow,
-    backend: ChatBackend,
-    *,
-    tracer: RunTracer,
-    tool_timeout_s: float | None,
-) -> LLMResponse:
-    outcome: Any = None
-    failure: BaseException | None = None
-    while True:
-        try:
-            effect = flow.throw(failure) if failure is not None else flow.send(outcome)
-        except StopIteration as stop:
-            result: LLMResponse = stop.value
-            return result
-        outcome, failure = None, None
-        if isinstance(effect, ModelCall):
-            start = time.perf_counter()
-            try:
-                completion = backend.chat(effect.request)
-            except Exception as exc:
-                failure = _as_model_error(tracer.model, exc)
-                continue
-            outcome = ModelReply(completion, time.perf_counter() - start)
-        elif isinstance(effect, RunTools):
-            outcome = run_tools(
-                effect.calls, timeout_s=tool_timeout_s, tracer=tracer, parent_id=effect.parent_id
-            )
-
-
-async def adrive(
-    flow: Flow,
-    backend: ChatBackend,
-    *,
-    tracer: RunTracer,
-    tool_timeout_s: float | None,
-) -> LLMResponse:
-    outcome: Any = None
-    failure: BaseException | None = None
-    while True:
-        try:
-            effect = flow.throw(failure) if failure is not None else flow.send(outcome)
-        except StopIteration as stop:
-            result: LLMResponse = stop.value
-            return result
-        outcome, failure = None, None
-        if isinstance(effect, ModelCall):
-            start = time.perf_counter()
-            try:
-                completion = await _achat(backend, effect.request)
-            except Exception as exc:
-                failure = _as_model_error(tracer.model, exc)
-                continue
-            outcome = ModelReply(completion, time.perf_counter() - start)
-        elif isinstance(effect, RunTools):
-            outcome = await arun_tools(
-                effect.calls, timeout_s=tool_timeout_s, tracer=tracer, parent_id=effect.parent_id
-            )
-
-
-async def _achat(backend: ChatBackend, request: ChatRequest) -> Any:
-    if isinstance(backend, AsyncChatBackend):
-        return await backend.achat(request)
-    return await asyncio.to_thread(backend.chat, request)

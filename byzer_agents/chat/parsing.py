@@ -23,7 +23,7 @@ from typing import Any
 import json_repair
 import pydantic_core
 
-from byzer_agents.exceptions import ByzerAgentsError
+from byzer_agents.exceptions import NoJSONFoundError
 
 __all__ = [
     "NoJSONFoundError",
@@ -46,19 +46,6 @@ class ParsedToolCall:
     """The call's id when the model wrote one (OpenAI shape)."""
 
 
-class NoJSONFoundError(ByzerAgentsError, ValueError):
-    """A model's answer holds no JSON value, not even a repairable one."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        start = text[:_QUOTED_CHARS] + ("..." if len(text) > _QUOTED_CHARS else "")
-        super().__init__(
-            "no JSON value found (looked for a ```json or ``` block, a {...} object or [...] "
-            f"array among the text, or a bare JSON value) in text starting {start!r}"
-        )
-
-
-_QUOTED_CHARS = 80
 _FENCE = re.compile(r"```([\w+.-]*)(.*?)(?:```(?=[ \t]*(?:\r?\n|\Z))|\Z)", re.DOTALL)
 """A code fence and its language tag; the closing fence ends its line (a JSON string holds no raw
 newline, so a fence quoted inside one never closes the block); an unclosed fence runs to the end,

@@ -71,7 +71,11 @@ class OpenAIBackend:
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
         embedding_model: str | None = None,
+        http_client: Any = None,
+        async_http_client: Any = None,
     ) -> None:
+        """``http_client`` / ``async_http_client``: the SDK's own HTTP clients (proxies, custom
+        transports); the async one serves a single event loop, as its connections do."""
         if not model:
             raise ValueError("model must name the endpoint's model, e.g. 'gpt-4o-mini'; got ''")
         if max_retries < 0:
@@ -85,6 +89,8 @@ class OpenAIBackend:
         self.max_retries = max_retries
         self._api_key = SecretStr(api_key) if api_key is not None else None
         self._default_headers = dict(default_headers) if default_headers else None
+        self._http_client = http_client
+        self._async_http_client = async_http_client
         self._capabilities = capabilities or _DEFAULT_CAPABILITIES
         self._lock = threading.Lock()
         self._client: openai.OpenAI | None = None
@@ -188,7 +194,7 @@ class OpenAIBackend:
     def _sync_client(self) -> openai.OpenAI:
         with self._lock:
             if self._client is None:
-                self._client = openai.OpenAI(**self._client_kwargs())
+                self._client = openai.OpenAI(**self._client_kwargs(), http_client=self._http_client)
             return self._client
 
     def _async_client(self) -> openai.AsyncOpenAI:
@@ -198,7 +204,9 @@ class OpenAIBackend:
                 del self._async_clients[closed]
             client = self._async_clients.get(loop)
             if client is None:
-                client = openai.AsyncOpenAI(**self._client_kwargs())
+                client = openai.AsyncOpenAI(
+                    **self._client_kwargs(), http_client=self._async_http_client
+                )
                 self._async_clients[loop] = client
             return client
 
