@@ -436,3 +436,29 @@ def test_llm_is_usable_without_tracing() -> None:
     llm = LLM.from_backend(ScriptedBackend(["fine"]))
     (response,) = llm.chat_oai("hi")
     assert response.output == "fine" and response.metadata["run_id"] is None
+
+
+def test_extract_dataclass_and_typeddict(scripted) -> None:
+    import dataclasses
+
+    from typing_extensions import TypedDict
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int
+
+    class Contact(TypedDict):
+        email: str
+
+    llm, _ = scripted(fenced({"x": "1", "y": 2}), fenced({"email": "a@b.c"}))
+    assert llm.extract(Point, "one two") == Point(x=1, y=2)
+    assert llm.extract(Contact, "mail a@b.c") == {"email": "a@b.c"}
+
+
+def test_closing_a_stream_extract_early_leaves_the_llm_usable(scripted) -> None:
+    llm, _ = scripted(json.dumps({"title": "A long title here", "body": "text"}), "next")
+    stream = llm.stream_extract(Story, "text")
+    next(stream)
+    stream.close()
+    assert llm.chat_oai("hi")[0].output == "next"

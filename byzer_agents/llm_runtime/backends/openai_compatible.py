@@ -122,8 +122,8 @@ class OpenAIBackend:
                     **kwargs, stream=True, stream_options={"include_usage": True}
                 )
             )
-            with chunks:  # closes the connection when the caller stops early
-                yield from chunks
+        with self._model_call_errors(kwargs["model"], reading_stream=True), chunks:
+            yield from chunks  # leaving the block closes the connection when the caller stops
 
     async def achat(self, request: ChatRequest) -> ChatCompletion:
         kwargs = self._create_kwargs(request)
@@ -139,6 +139,7 @@ class OpenAIBackend:
             chunks: openai.AsyncStream[ChatCompletionChunk] = await client.chat.completions.create(
                 **kwargs, stream=True, stream_options={"include_usage": True}
             )
+        with self._model_call_errors(kwargs["model"], reading_stream=True):
             async with chunks:
                 async for chunk in chunks:
                     yield chunk
@@ -231,24 +232,29 @@ class OpenAIBackend:
     # -- errors -------------------------------------------------------------------------------
 
     @contextmanager
-    def _model_call_errors(self, model: str) -> Iterator[None]:
+    def _model_call_errors(self, model: str, *, reading_stream: bool = False) -> Iterator[None]:
+        """``reading_stream``: the answer had begun, so a lost connection means it broke off
+        (newer SDKs wrap that as APIConnectionError, older ones raise the transport's error)."""
         try:
             yield
         except openai.APIError as error:
+            if reading_stream and isinstance(error, openai.APIConnectionError):
+                raise self._broke_off(model, error.__cause__ or error) from None
             raise ModelCallError(
                 model, self._scrub(self._describe(error)), status_code=_status_code(error)
             ) from None
         except _TRANSPORT_ERRORS as error:
-            where = self._resolved_base_url()
-            raise ModelCallError(
-                model, self._scrub(f"the answer from {where} broke off: {error}")
-            ) from None
+            raise self._broke_off(model, error) from None
         except openai.OpenAIError as error:  # the client could not be built: no key
             raise ModelCallError(
                 model,
                 f"{self._scrub(str(error))} (the endpoint is {self._resolved_base_url()}; "
                 "a server that checks no key takes any, e.g. api_key='EMPTY')",
             ) from None
+
+    def _broke_off(self, model: str, cause: BaseException) -> ModelCallError:
+        where = self._resolved_base_url()
+        return ModelCallError(model, self._scrub(f"the answer from {where} broke off: {cause}"))
 
     def _describe(self, error: openai.APIError) -> str:
         where = self._resolved_base_url()
