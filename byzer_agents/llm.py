@@ -31,12 +31,14 @@ from byzer_agents.chat.results import EmbeddingResponse, LLMResponse
 from byzer_agents.chat.streaming import astream_text, partial_value, stream_text
 from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.exceptions import ModelNotFoundError
+from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.prompts import ChatTemplate, Templates
 from byzer_agents.prompts.environment import render
 from byzer_agents.tools import ToolChoice, ToolLike, ToolSet
 from byzer_agents.types import Message
 
 if TYPE_CHECKING:
+    from byzer_agents.llm_runtime.deployment import RayDeployment
     from byzer_agents.traces import TraceStore
 
 __all__ = ["LLM", "ByzerLLM"]
@@ -53,7 +55,11 @@ class LLM:
         trace_store: TraceStore | str | os.PathLike[str] | None = None,
         max_retries: int = 2,
         tool_timeout_s: float | None = 60.0,
+        address: str | None = None,
     ) -> None:
+        """``LLM()`` with no backends works with deployments on Ray: it joins the cluster at
+        ``address`` (or ``RAY_ADDRESS``, or the one running here) when first needed, and starts
+        the embedded local cluster when none runs."""
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {max_retries}")
         self._backends: dict[str, ChatBackend] = dict(backends or {})
@@ -61,6 +67,14 @@ class LLM:
         self._formats: dict[str, PromptFormats] = {}
         self._templates: dict[str, ChatTemplate] = {}
         self._max_model_length: dict[str, int] = {}
+        self._uses_ray = backends is None or address is not None
+        self._ray_address = address
+        self._deploy_defaults: dict[str, Any] = {
+            "num_workers": 1,
+            "cpus_per_worker": 1.0,
+            "gpus_per_worker": 0.0,
+            "infer_backend": InferBackend.Transformers,
+        }
         self.max_retries = max_retries
         self.tool_timeout_s = tool_timeout_s
         self.trace_store = _open_store(trace_store)
@@ -97,10 +111,74 @@ class LLM:
         return self
 
     def list_models(self) -> list[str]:
-        return sorted(self._backends)
+        """Models this LLM can talk to: its own backends and, with Ray, every deployment."""
+        names = set(self._backends)
+        if self._uses_ray:
+            names.update(self._deployments().deployment_names())
+        return sorted(names)
 
-    def is_model_exist(self, model: str) -> bool:
-        return model in self._backends
+    def is_model_exist(self, udf_name: str) -> bool:
+        if udf_name in self._backends:
+            return True
+        return self._uses_ray and self._deployments().find(udf_name) is not None
+
+    # --- deployments on Ray (Byzer-LLM's deploy surface; each setup_* chainable) --------------
+
+    def setup_num_workers(self, num_workers: int) -> LLM:
+        return self._set_deploy_default("num_workers", num_workers)
+
+    def setup_gpus_per_worker(self, gpus: float) -> LLM:
+        return self._set_deploy_default("gpus_per_worker", gpus)
+
+    def setup_cpus_per_worker(self, cpus: float) -> LLM:
+        return self._set_deploy_default("cpus_per_worker", cpus)
+
+    def setup_infer_backend(self, backend: InferBackend | str) -> LLM:
+        return self._set_deploy_default("infer_backend", InferBackend.parse(backend))
+
+    def _set_deploy_default(self, key: str, value: Any) -> LLM:
+        self._deploy_defaults[key] = value
+        return self
+
+    def deploy(
+        self,
+        model_path: str | os.PathLike[str],
+        pretrained_model_type: str = "custom/auto",
+        udf_name: str | None = None,
+        infer_params: Mapping[str, Any] | None = None,
+    ) -> RayDeployment:
+        """Load a model on ``num_workers`` Ray workers; it answers to ``udf_name`` from any process
+        until ``undeploy``. Bad types, paths and infer_params fail here, before a worker starts."""
+        from byzer_agents.llm_runtime.deploy_config import (
+            DeploymentSpec,
+            InferParams,
+            parse_model_type,
+        )
+
+        model_type = parse_model_type(pretrained_model_type)
+        name = udf_name or Path(str(model_path)).stem.replace(" ", "_")
+        spec = DeploymentSpec(
+            udf_name=name,
+            model_path=str(model_path),
+            model_type=model_type,
+            infer_params=InferParams.parse(infer_params),
+            **self._deploy_defaults,
+        )
+        self._uses_ray = True
+        deployment = self._deployments().deploy(spec)
+        self._backends[name] = deployment
+        return deployment
+
+    def undeploy(self, udf_name: str) -> bool:
+        self._backends.pop(udf_name, None)
+        return self._uses_ray and self._deployments().undeploy(udf_name)
+
+    def _deployments(self) -> Any:
+        """The deployment module, with this LLM's cluster joined (started if need be)."""
+        from byzer_agents.llm_runtime import cluster, deployment
+
+        cluster.connect(self._ray_address)
+        return deployment
 
     # --- Byzer-LLM's setup methods (each chainable) ------------------------------------------
 
@@ -351,6 +429,10 @@ class LLM:
         name = model or self._default_model
         if name is None and len(self._backends) == 1:
             name = next(iter(self._backends))
+        if name is not None and name not in self._backends and self._uses_ray:
+            found = self._deployments().find(name)
+            if found is not None:
+                self._backends[name] = found
         if name is None or name not in self._backends:
             raise ModelNotFoundError(name, self.list_models())
         return name, self._backends[name]
