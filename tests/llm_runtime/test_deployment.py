@@ -23,17 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[cluster.ClusterInfo]:
-    info = cluster.connect()
-    yield info
-    if info.started_here:
-        import ray
-
-        ray.shutdown()
-        cluster.stop_local_cluster()
-
-
-@pytest.fixture(scope="module")
 def endpoint() -> Iterator[ServerURL]:
     backend = ScriptedBackend([lambda request: "pong"] * 200)
     with serve_backend(backend) as url:
