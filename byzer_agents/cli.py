@@ -76,7 +76,7 @@ def deploy(
     name: Annotated[str, typer.Option("--name", help="The udf_name to deploy as")],
     model_type: Annotated[str, typer.Option("--type")] = "custom/auto",
     workers: Annotated[int, typer.Option(help="num_workers")] = 1,
-    cpus: Annotated[float, typer.Option(help="CPUs per worker")] = 1.0,
+    cpus: Annotated[float, typer.Option(help="CPUs per worker")] = 0.5,
     gpus: Annotated[float, typer.Option(help="GPUs per worker")] = 0.0,
     param: Annotated[list[str] | None, typer.Option(help="infer_params KEY=VALUE")] = None,
 ) -> None:

@@ -71,7 +71,8 @@ class LLM:
         self._ray_address = address
         self._deploy_defaults: dict[str, Any] = {
             "num_workers": 1,
-            "cpus_per_worker": 1.0,
+            # Few CPUs per worker, so a 2-core machine holds a model, a server and a second one.
+            "cpus_per_worker": 0.5,
             "gpus_per_worker": 0.0,
             "infer_backend": InferBackend.Transformers,
         }

@@ -66,7 +66,7 @@ def run(console: Console) -> None:
     (answer,) = llm.chat_oai(
         [{"role": "user", "content": question}],
         tools=[compute_date_range, compute_now],
-        tool_choice="required",
+        tool_choice=compute_date_range,
         execute_tool=True,
         model=DEFAULT_NAME,
         llm_config={"temperature": 0, "max_tokens": 128},
@@ -79,7 +79,7 @@ def run(console: Console) -> None:
     console.rule("a typed extraction")
     console.print(f"text: {MEETING_TEXT}")
     meeting = llm.extract(
-        Meeting, MEETING_TEXT, model=DEFAULT_NAME, llm_config={"temperature": 0, "max_tokens": 160}
+        Meeting, MEETING_TEXT, model=DEFAULT_NAME, llm_config={"temperature": 0, "max_tokens": 256}
     )
     console.print(f"Meeting: {meeting!r}")
     console.rule(f"done in {time.perf_counter() - started:.1f} s")

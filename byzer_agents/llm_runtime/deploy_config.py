@@ -132,7 +132,7 @@ class DeploymentSpec(BaseModel):
     infer_backend: InferBackend = InferBackend.Transformers
     infer_params: InferParams = Field(default_factory=InferParams)
     num_workers: int = Field(default=1, ge=1)
-    cpus_per_worker: float = Field(default=1.0, gt=0)
+    cpus_per_worker: float = Field(default=0.5, gt=0)
     gpus_per_worker: float = Field(default=0.0, ge=0)
 
     def check_paths(self) -> None:

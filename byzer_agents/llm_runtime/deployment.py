@@ -67,6 +67,7 @@ def deploy(
             f"a deployment named {spec.udf_name!r} already exists; undeploy it first "
             "or choose another udf_name"
         )
+    _check_resources(spec)
     actor_class = ray.remote(ModelWorker)
     workers: list[Any] = [
         actor_class.options(
@@ -112,6 +113,22 @@ def _wait_ready(name: str, workers: list[Any], timeout_s: float, show_progress: 
                 except Exception as exc:
                     raise RuntimeError(f"deploying {name!r} failed: {_cause(exc)}") from None
                 progress.advance()
+
+
+def _check_resources(spec: DeploymentSpec) -> None:
+    """Refuse at once what Ray would otherwise queue forever: more CPUs/GPUs than are free."""
+    import ray
+
+    free = ray.available_resources()
+    for resource, each in (("CPU", spec.cpus_per_worker), ("GPU", spec.gpus_per_worker)):
+        needed = each * spec.num_workers
+        if needed > free.get(resource, 0.0) + 1e-9:
+            raise RuntimeError(
+                f"deploying {spec.udf_name!r} needs {needed:g} {resource} "
+                f"({spec.num_workers} worker(s) x {each:g}), but only "
+                f"{free.get(resource, 0.0):g} are free; deployments now: {deployment_names()}. "
+                "Undeploy one, or ask for less with setup_cpus_per_worker / setup_gpus_per_worker."
+            )
 
 
 def undeploy(udf_name: str) -> bool:

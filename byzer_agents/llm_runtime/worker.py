@@ -6,6 +6,7 @@ interface does not depend on pickling pydantic or SDK classes across versions.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -53,7 +54,7 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
         device=params.device,
         chat_template=Templates.get(template) if template else None,
         max_model_len=params.max_model_len,
-        num_threads=params.num_threads or max(1, int(spec.cpus_per_worker)),
+        num_threads=params.num_threads or max(1, math.ceil(spec.cpus_per_worker)),
         quantization=params.quantization,
         max_batch_size=params.max_batch_size,
     )

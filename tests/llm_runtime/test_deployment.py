@@ -138,3 +138,10 @@ def test_bad_deployments_fail_before_any_worker_starts(llm: LLM) -> None:
 def test_unknown_model_on_ray_lists_the_deployments(llm: LLM) -> None:
     with pytest.raises(ModelNotFoundError, match="'ghost'"):
         llm.chat_oai("hi", model="ghost")
+
+
+def test_asking_for_more_cpus_than_are_free_fails_at_once(llm: LLM, endpoint: ServerURL) -> None:
+    llm.setup_num_workers(1).setup_cpus_per_worker(64)
+    with pytest.raises(RuntimeError, match=r"needs 64 CPU .* only [\d.]+ are free"):
+        llm.deploy("unused", "saas/openai", "echo", saas_params(endpoint))
+    assert not llm.is_model_exist("echo")

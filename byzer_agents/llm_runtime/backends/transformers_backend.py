@@ -1,0 +1,976 @@
+"""``TransformersBackend``: a local chat model run in-process by Hugging Face transformers, on CPU
+or GPU, answering the one protocol; the Ray layer wraps it in an actor.
+
+Requests from several threads are batched: one worker thread owns the model, gathers the requests
+that arrive within ``batch_wait_ms`` (up to ``max_batch_size``), left-pads them and runs one
+``generate`` for each group with the same sampling settings; requests that arrive while a batch
+runs wait for the next one (batching per request, not per step). Streams, constrained requests and
+seeded sampling run alone: a shared batch would make a seeded draw depend on its neighbours.
+
+What is fragile:
+
+- Stop strings and per-request token limits inside one batch are enforced by ``_RowStops``, one
+  stopping criterion that records where each row ended; the text after a row's end is padding.
+- A chat template that takes no ``tools`` (SmolLM2's own) would hide the tools from the model, so
+  for such templates the tools are offered in the last user message in the prompt format of
+  ``byzer_agents.prompts`` and earlier tool calls and results are written as text; an answer that
+  calls tools is read back by the tolerant parser unless a grammar constrained it.
+- Constrained decoding comes from ``byzer_agents.llm_runtime.constrained`` (xgrammar), imported
+  lazily; without it, requests are generated unconstrained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from openai.types.chat.chat_completion_chunk import (
+    Choice as ChunkChoice,
+)
+from openai.types.chat.chat_completion_chunk import (
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.generation import (
+    BaseStreamer,
+    LogitsProcessorList,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from byzer_agents.chat.parsing import parse_tool_calls
+from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
+from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
+from byzer_agents.prompts.environment import render
+from byzer_agents.prompts.formats import function_calling_format
+from byzer_agents.types import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    CompletionUsage,
+    FinishReason,
+    Message,
+    make_chunk,
+    make_completion,
+    make_tool_call,
+)
+
+__all__ = ["DEFAULT_MAX_TOKENS", "TransformersBackend"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 512
+"""New tokens per request when it sets no ``max_tokens`` (never beyond ``max_model_len``)."""
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+_QUANTIZATIONS = ("4", "8")
+_STOP_WINDOW_SLACK = 4
+"""Tokens decoded beyond a stop string's length when looking for it at the end of the output."""
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    """The settings a batch must share; ``temperature=None`` is greedy decoding."""
+
+    temperature: float | None
+    top_p: float
+
+
+@dataclass(frozen=True)
+class _Generated:
+    token_ids: list[int]
+    """The new tokens, up to and including the one that ended the answer."""
+    text: str
+    """Their text, cut before any stop string."""
+    finish_reason: Literal["stop", "length"]
+
+
+@dataclass
+class _Job:
+    """One request on its way to the worker thread."""
+
+    prompt_ids: list[int]
+    max_new_tokens: int
+    stop: tuple[str, ...]
+    sampling: _Sampling
+    seed: int | None = None
+    logits_processor: Any = None
+    tokens: queue.Queue[list[int] | None] | None = None
+    """Set for a stream: each new token goes here as it is made, then None."""
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    future: Future[_Generated] = field(default_factory=Future)
+
+    @property
+    def batchable(self) -> bool:
+        seeded_draw = self.sampling.temperature is not None and self.seed is not None
+        return self.tokens is None and self.logits_processor is None and not seeded_draw
+
+
+@dataclass
+class _Prepared:
+    """A request turned into what the model reads, before it is queued."""
+
+    prompt_ids: list[int]
+    max_new_tokens: int
+    stop: tuple[str, ...]
+    sampling: _Sampling
+    seed: int | None
+    constraint: Any
+    """A ``constrained.Constraint`` or None."""
+    offers_tools: bool
+
+    def job(self, *, streamed: bool = False) -> _Job:
+        return _Job(
+            prompt_ids=self.prompt_ids,
+            max_new_tokens=self.max_new_tokens,
+            stop=self.stop,
+            sampling=self.sampling,
+            seed=self.seed,
+            logits_processor=getattr(self.constraint, "logits_processor", None),
+            tokens=queue.Queue() if streamed else None,
+        )
+
+
+class TransformersBackend:
+    """A causal language model loaded with transformers, from a Hugging Face directory or a GGUF
+    file (converted once into a cached safetensors directory, see ``resolve_checkpoint``).
+
+    ``dtype``: ``"auto"``/None, ``"float32"``, ``"bfloat16"`` or ``"float16"``. ``device``:
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None picks CUDA when present. ``chat_template`` is used
+    when the tokenizer ships none (else ChatML). ``quantization``: ``"4"`` or ``"8"`` bits through
+    bitsandbytes. ``num_threads`` sets torch's CPU threads for the whole process.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        model_name: str,
+        dtype: str | None = None,
+        device: str | None = None,
+        chat_template: ChatTemplate | None = None,
+        max_model_len: int | None = None,
+        num_threads: int | None = None,
+        quantization: Literal["4", "8"] | None = None,
+        max_batch_size: int = 8,
+        batch_wait_ms: float = 5.0,
+    ) -> None:
+        if not model_name:
+            raise ValueError("model_name must name the deployment, e.g. 'SmolLM2-135M-Instruct'")
+        _check_positive("max_model_len", max_model_len, allow_none=True)
+        _check_positive("num_threads", num_threads, allow_none=True)
+        _check_positive("max_batch_size", max_batch_size)
+        if batch_wait_ms < 0:
+            raise ValueError(f"batch_wait_ms must be 0 or more; got {batch_wait_ms}")
+        if quantization is not None and str(quantization) not in _QUANTIZATIONS:
+            raise ValueError(
+                f"quantization must be one of {list(_QUANTIZATIONS)} (bits) or None; "
+                f"got {quantization!r}"
+            )
+        if quantization is not None and importlib.util.find_spec("bitsandbytes") is None:
+            raise ModuleNotFoundError(
+                f"quantization={quantization!r} needs bitsandbytes, which is not installed; "
+                "install it with: pip install bitsandbytes",
+                name="bitsandbytes",
+            )
+        self.model_name = model_name
+        self.model_path = Path(model_path)
+        self.device = _pick_device(device)
+        self.dtype = _pick_dtype(dtype, self.device)
+        self.quantization: Literal["4", "8"] | None = (
+            "4" if str(quantization) == "4" else "8" if quantization is not None else None
+        )
+        self.max_batch_size = max_batch_size
+        self.batch_wait_ms = batch_wait_ms
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+
+        self.checkpoint = resolve_checkpoint(model_path)
+        self._tokenizer = AutoTokenizer.from_pretrained(str(self.checkpoint), local_files_only=True)
+        self._tokenizer_lock = threading.RLock()
+        self._model = self._load_model()
+        config = self._model.config
+        self.architectures: list[str] = list(getattr(config, "architectures", None) or [])
+        self.max_model_len = max_model_len or _model_len(config, self._tokenizer)
+        self.chat_template = (
+            Templates.from_tokenizer(self._tokenizer) or chat_template or Templates.chatml()
+        )
+        self._eos_ids, self._template_stops = self._end_markers()
+        pad_id = self._tokenizer.pad_token_id
+        self._pad_id = int(pad_id if pad_id is not None else min(self._eos_ids))
+        self._capabilities = Capabilities(
+            native_tools=True,
+            json_schema_output=True,
+            constrained_decoding=_constraints_available(),
+            streaming=True,
+            embeddings=False,
+        )
+        # Written by the worker thread only: how the requests were batched (for meta()).
+        self._requests_served = self._batches_run = self._largest_batch = 0
+        self._batcher = _DynamicBatcher(
+            weakref.WeakMethod(self._run_jobs),
+            max_batch_size=max_batch_size,
+            wait_s=batch_wait_ms / 1000,
+            name=f"transformers-{model_name}",
+        )
+        # Dropped without close(): stop the worker. Not at exit, where it would wait on a
+        # generation in flight; the daemon thread just ends with the process.
+        weakref.finalize(self, self._batcher.close).atexit = False
+
+    def _load_model(self) -> Any:
+        options: dict[str, Any] = {"dtype": self.dtype, "local_files_only": True}
+        if self.quantization is not None:
+            from transformers import BitsAndBytesConfig
+
+            options["quantization_config"] = (
+                BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=self.dtype)
+                if self.quantization == "4"
+                else BitsAndBytesConfig(load_in_8bit=True)
+            )
+            options["device_map"] = {"": self.device}
+        model: Any = AutoModelForCausalLM.from_pretrained(str(self.checkpoint), **options)
+        if self.quantization is None:
+            model = model.to(self.device)
+        model.eval()
+        return model
+
+    def _end_markers(self) -> tuple[frozenset[int], tuple[str, ...]]:
+        """The token ids that end an answer, and the template's stop strings that are no token."""
+        ids: set[int] = set()
+        configured = self._model.generation_config.eos_token_id
+        for value in configured if isinstance(configured, list) else [configured]:
+            if value is not None:
+                ids.add(int(value))
+        if self._tokenizer.eos_token_id is not None:
+            ids.add(int(self._tokenizer.eos_token_id))
+        texts: list[str] = []
+        vocabulary = self._tokenizer.get_vocab()
+        for stop in self.chat_template.stop:
+            if stop in vocabulary:
+                ids.add(int(vocabulary[stop]))
+            else:
+                texts.append(stop)
+        if not ids:
+            raise ValueError(
+                f"the tokenizer of {self.model_name!r} names no end-of-sequence token and the chat "
+                f"template {self.chat_template.name!r} no stop token; generation could not end"
+            )
+        return frozenset(ids), tuple(texts)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    def __repr__(self) -> str:
+        return (
+            f"TransformersBackend(model_name={self.model_name!r}, "
+            f"checkpoint={str(self.checkpoint)!r}, device={str(self.device)!r})"
+        )
+
+    def close(self) -> None:
+        """Stop the worker thread; requests after this are refused."""
+        self._batcher.close()
+
+    def __enter__(self) -> TransformersBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the one protocol -------------------------------------------------------------------
+
+    def chat(self, request: ChatRequest) -> ChatCompletion:
+        prepared = self._prepare(request)
+        job = prepared.job()
+        self._batcher.submit(job)
+        generated = job.future.result()
+        content, tool_calls = self._message(prepared, generated)
+        finish: FinishReason = generated.finish_reason
+        if tool_calls and finish == "stop":
+            finish = "tool_calls"
+        return make_completion(
+            model=self.model_name,
+            content=content,
+            tool_calls=tool_calls,
+            finish_reason=finish,
+            usage=self._usage(prepared, generated),
+        )
+
+    def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+        """Deltas as the tokens decode, then a chunk with the finish reason, then one with the
+        usage. An answer that may call tools is sent whole once it is complete."""
+        prepared = self._prepare(request)
+        job = prepared.job(streamed=True)
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self._batcher.submit(job)
+        finish: FinishReason
+        try:
+            if prepared.offers_tools:
+                generated = job.future.result()
+                content, tool_calls = self._message(prepared, generated)
+                if tool_calls:
+                    yield self._tool_call_chunk(completion_id, tool_calls)
+                elif content:
+                    yield self._chunk(completion_id, content=content)
+                finish = generated.finish_reason
+                if tool_calls and finish == "stop":
+                    finish = "tool_calls"
+            else:
+                prefix = getattr(prepared.constraint, "prefix", "") or ""
+                if prefix:
+                    yield self._chunk(completion_id, content=prefix)
+                emitted = ""
+                for text in self._partial_texts(job):
+                    if len(text) > len(emitted) and text.startswith(emitted):
+                        yield self._chunk(completion_id, content=text[len(emitted) :])
+                        emitted = text
+                generated = job.future.result()
+                if generated.text.startswith(emitted) and len(generated.text) > len(emitted):
+                    yield self._chunk(completion_id, content=generated.text[len(emitted) :])
+                finish = generated.finish_reason
+        finally:
+            job.cancelled.set()  # a caller that stops reading stops the generation
+            job.future.cancel()
+        yield self._chunk(completion_id, finish_reason=finish)
+        yield self._chunk(completion_id, usage=self._usage(prepared, generated))
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        raise NotImplementedError(
+            f"{self.model_name!r} is a chat model (TransformersBackend): it makes no embeddings; "
+            "deploy an embedding model (EmbeddingBackend, e.g. all-MiniLM-L6-v2) for embed()"
+        )
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "model_deploy_type": "local",
+            "backend": "transformers",
+            "model": self.model_name,
+            "model_path": str(self.model_path),
+            "checkpoint": str(self.checkpoint),
+            "max_model_len": self.max_model_len,
+            "architectures": list(self.architectures),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "quantization": self.quantization,
+            "num_threads": torch.get_num_threads(),
+            "max_batch_size": self.max_batch_size,
+            "batch_wait_ms": self.batch_wait_ms,
+            "chat_template": self.chat_template.name,
+            "constrained_decoding": self._capabilities.constrained_decoding,
+            "requests_served": self._requests_served,
+            "batches_run": self._batches_run,
+            "largest_batch": self._largest_batch,
+        }
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def render_prompt(self, request: ChatRequest) -> str:
+        """The prompt text the model reads for ``request`` (without a grammar's prefix)."""
+        messages: list[Message] = [dict(message) for message in request.messages]
+        tools = request.tools if _offers_tools(request) else None
+        if not _takes_tools(self.chat_template):
+            messages = _tool_history_as_text(messages)
+            if tools:
+                offered, choice = list(tools), request.tool_choice
+                messages = _with_last_user_text(
+                    messages, lambda text: function_calling_format(text, offered, choice)
+                )
+            tools = None
+        if request.response_format:
+            messages = _with_last_user_text(
+                messages, lambda text: _answer_format(text, request.response_format or {})
+            )
+        return self.chat_template.render(messages, tools=tools, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is to this model (no special tokens added)."""
+        return len(self._encode(text))
+
+    def _encode(self, text: str) -> list[int]:
+        with self._tokenizer_lock:
+            return list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _decode(self, token_ids: Sequence[int]) -> str:
+        with self._tokenizer_lock:
+            return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    def _prepare(self, request: ChatRequest) -> _Prepared:
+        sampling, stop = _sampling(request), _stops(request)
+        if request.n != 1:
+            raise ValueError(
+                f"n={request.n}: TransformersBackend answers with one choice per request; "
+                "send n=1 (several requests run batched)"
+            )
+        prompt = self.render_prompt(request)
+        prompt_ids = self._encode(prompt)
+        max_new_tokens = self._max_new_tokens(request, len(prompt_ids))
+        constraint = self._constraint(request, max_new_tokens)
+        prefix = getattr(constraint, "prefix", "") or ""
+        if prefix:
+            prompt_ids = self._encode(prompt + prefix)
+            max_new_tokens = self._max_new_tokens(request, len(prompt_ids))
+        return _Prepared(
+            prompt_ids=prompt_ids,
+            max_new_tokens=max_new_tokens,
+            stop=tuple(dict.fromkeys((*stop, *self._template_stops))),
+            sampling=sampling,
+            seed=request.seed,
+            constraint=constraint,
+            offers_tools=_offers_tools(request),
+        )
+
+    def _max_new_tokens(self, request: ChatRequest, prompt_tokens: int) -> int:
+        room = self.max_model_len - prompt_tokens
+        if room < 1:
+            raise ValueError(
+                f"the prompt is {prompt_tokens} tokens, and {self.model_name!r} takes at most "
+                f"max_model_len={self.max_model_len} tokens in all; shorten the messages"
+            )
+        return min(request.max_tokens or DEFAULT_MAX_TOKENS, room)
+
+    def _constraint(self, request: ChatRequest, max_new_tokens: int) -> Any:
+        if not self._capabilities.constrained_decoding:
+            return None
+        from byzer_agents.llm_runtime import constrained
+
+        build = constrained.build_constraint
+        options: dict[str, Any] = {"max_new_tokens": max_new_tokens}
+        accepted = inspect.signature(build).parameters
+        if "vocab_size" in accepted:  # the logits' width, when the embeddings are padded
+            options["vocab_size"] = int(self._model.config.vocab_size)
+        if "stop_token_ids" in accepted:
+            options["stop_token_ids"] = sorted(self._eos_ids)
+        return build(request, self._tokenizer, **options)
+
+    def _message(self, prepared: _Prepared, generated: _Generated) -> tuple[str | None, list[Any]]:
+        """The answer's content and tool calls."""
+        constraint = prepared.constraint
+        if constraint is not None:
+            text = (getattr(constraint, "prefix", "") or "") + generated.text
+            problem = constraint.check(text)
+            if problem is not None:
+                # Left for the chat loop to see and feed back, as an unconstrained answer would be.
+                logger.warning(
+                    "%s: constrained output does not validate: %s", self.model_name, problem
+                )
+                return text, []
+            content, calls = constraint.to_message(text)
+            return content, [make_tool_call(name, arguments) for name, arguments in calls]
+        if prepared.offers_tools:
+            parsed = parse_tool_calls(generated.text)
+            if parsed:
+                return None, [
+                    make_tool_call(
+                        call.name,
+                        call.arguments
+                        if isinstance(call.arguments, str)
+                        else json.dumps(call.arguments, ensure_ascii=False),
+                        call.id,
+                    )
+                    for call in parsed
+                ]
+        return generated.text, []
+
+    def _usage(self, prepared: _Prepared, generated: _Generated) -> CompletionUsage:
+        prompt, completion = len(prepared.prompt_ids), len(generated.token_ids)
+        return CompletionUsage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        )
+
+    def _partial_texts(self, job: _Job) -> Iterator[str]:
+        """The answer's text so far, each time a token arrives, held back where it may be the
+        start of a stop string or of a character whose bytes are not all there."""
+        assert job.tokens is not None
+        token_ids: list[int] = []
+        while True:
+            new = job.tokens.get()
+            if new is None:
+                return
+            token_ids.extend(new)
+            text = self._decode([t for t in token_ids if t not in self._eos_ids])
+            cut = _cut_at_stop(text, job.stop)
+            if cut is not None:
+                yield cut
+                return
+            yield _without_partial_end(text, job.stop)
+
+    # -- generation, on the worker thread -------------------------------------------------------
+
+    def _run_jobs(self, jobs: list[_Job]) -> None:
+        started = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        try:
+            if started:
+                self._batches_run += 1
+                self._requests_served += len(started)
+                self._largest_batch = max(self._largest_batch, len(started))
+                results = self._generate(started)
+                for job, result in zip(started, results, strict=True):
+                    job.future.set_result(result)
+        except BaseException as exc:
+            for job in started:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for job in jobs:
+                if job.tokens is not None:
+                    job.tokens.put(None)
+
+    def _generate(self, jobs: list[_Job]) -> list[_Generated]:
+        width = max(len(job.prompt_ids) for job in jobs)
+        input_ids = torch.tensor(
+            [[self._pad_id] * (width - len(job.prompt_ids)) + job.prompt_ids for job in jobs],
+            device=self.device,
+        )
+        attention_mask = torch.tensor(
+            [[0] * (width - len(job.prompt_ids)) + [1] * len(job.prompt_ids) for job in jobs],
+            device=self.device,
+        )
+        row_stops = _RowStops(jobs, width, self._eos_ids, self._decode)
+        options: dict[str, Any] = {
+            "max_new_tokens": max(job.max_new_tokens for job in jobs),
+            "pad_token_id": self._pad_id,
+            "eos_token_id": sorted(self._eos_ids),
+            "stopping_criteria": StoppingCriteriaList([row_stops]),
+        }
+        sampling = jobs[0].sampling
+        if sampling.temperature is None:
+            options["do_sample"] = False
+        else:
+            # OpenAI's sampling has no top-k: only temperature and nucleus (top_p).
+            options.update(
+                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0
+            )
+        processors = [job.logits_processor for job in jobs if job.logits_processor is not None]
+        if processors:
+            options["logits_processor"] = LogitsProcessorList(processors)
+        if jobs[0].tokens is not None:
+            options["streamer"] = _TokenStreamer(jobs[0].tokens)
+        seed = jobs[0].seed if sampling.temperature is not None else None
+        with self._seeded(seed), torch.inference_mode():
+            output = self._model.generate(
+                input_ids=input_ids, attention_mask=attention_mask, **options
+            )
+        results = []
+        for row, job in enumerate(jobs):
+            new_tokens = output[row, width:].tolist()
+            end, reason = row_stops.ended[row] or (len(new_tokens), "length")
+            kept = new_tokens[:end]
+            text = self._decode([t for t in kept if t not in self._eos_ids])
+            cut = _cut_at_stop(text, job.stop)
+            results.append(
+                _Generated(
+                    token_ids=kept,
+                    text=text if cut is None else cut,
+                    finish_reason="stop" if cut is not None else reason,
+                )
+            )
+        return results
+
+    @contextlib.contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        """Draws from ``seed`` inside, leaving the process's random state as it was."""
+        if seed is None:
+            yield
+            return
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    # -- chunks -------------------------------------------------------------------------------
+
+    def _chunk(
+        self,
+        completion_id: str,
+        *,
+        content: str | None = None,
+        finish_reason: FinishReason | None = None,
+        usage: CompletionUsage | None = None,
+    ) -> ChatCompletionChunk:
+        return make_chunk(
+            model=self.model_name,
+            completion_id=completion_id,
+            content=content,
+            finish_reason=finish_reason,
+            usage=usage,
+        )
+
+    def _tool_call_chunk(self, completion_id: str, tool_calls: list[Any]) -> ChatCompletionChunk:
+        deltas = [
+            ChoiceDeltaToolCall(
+                index=index,
+                id=call.id,
+                type="function",
+                function=ChoiceDeltaToolCallFunction(
+                    name=call.function.name, arguments=call.function.arguments
+                ),
+            )
+            for index, call in enumerate(tool_calls)
+        ]
+        return ChatCompletionChunk(
+            id=completion_id,
+            object="chat.completion.chunk",
+            created=int(time.time()),
+            model=self.model_name,
+            choices=[ChunkChoice(index=0, delta=ChoiceDelta(role="assistant", tool_calls=deltas))],
+        )
+
+
+# --- the dynamic batcher ---------------------------------------------------------------------
+
+
+class _DynamicBatcher:
+    """One worker thread that runs queued jobs: a batchable job waits up to ``wait_s`` for
+    company, then the jobs gathered run in groups of equal sampling settings, the others alone.
+
+    It holds its runner weakly, so a backend that is dropped without ``close()`` is still freed
+    (its finalizer then closes the batcher)."""
+
+    def __init__(
+        self,
+        run: weakref.WeakMethod[Callable[[list[_Job]], None]],
+        *,
+        max_batch_size: int,
+        wait_s: float,
+        name: str,
+    ) -> None:
+        self._run = run
+        self._max_batch_size = max_batch_size
+        self._wait_s = wait_s
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this TransformersBackend is closed; create a new one")
+            self._queue.put(job)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is None:
+                    return
+                jobs, closing = self._gather(first)
+                for group in _groups(jobs):
+                    run = self._run()
+                    if run is None:
+                        return
+                    run(group)
+                    del run
+                if closing:
+                    return
+        finally:
+            self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        """The worker is ending: no job may be left waiting for it."""
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(RuntimeError("the TransformersBackend was closed"))
+                if job.tokens is not None:
+                    job.tokens.put(None)
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        jobs = [first]
+        if not first.batchable or self._max_batch_size == 1:
+            return jobs, False
+        deadline = time.monotonic() + self._wait_s
+        while len(jobs) < self._max_batch_size:
+            try:
+                job = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                break
+            if job is None:
+                return jobs, True
+            jobs.append(job)
+        return jobs, False
+
+
+def _groups(jobs: list[_Job]) -> Iterator[list[_Job]]:
+    """Batchable jobs grouped by sampling settings (first-come order kept); the rest alone."""
+    groups: dict[_Sampling, list[_Job]] = {}
+    for job in jobs:
+        if job.batchable:
+            groups.setdefault(job.sampling, []).append(job)
+        else:
+            yield [job]
+    yield from groups.values()
+
+
+class _RowStops(StoppingCriteria):
+    """Ends each row of a batch at its own end token, stop string or token limit, and records
+    where: ``ended[row] = (new tokens kept, reason)``."""
+
+    def __init__(
+        self,
+        jobs: Sequence[_Job],
+        prompt_width: int,
+        eos_ids: frozenset[int],
+        decode: Callable[[Sequence[int]], str],
+    ) -> None:
+        self._jobs = list(jobs)
+        self._prompt_width = prompt_width
+        self._eos_ids = eos_ids
+        self._decode = decode
+        self._windows = [
+            max((len(stop) for stop in job.stop), default=0) + _STOP_WINDOW_SLACK for job in jobs
+        ]
+        self.ended: list[tuple[int, Literal["stop", "length"]] | None] = [None] * len(jobs)
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        produced = input_ids.shape[1] - self._prompt_width
+        for row, job in enumerate(self._jobs):
+            if self.ended[row] is None:
+                self.ended[row] = self._end(
+                    row, job, input_ids[row, self._prompt_width :], produced
+                )
+        done = [end is not None for end in self.ended]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    def _end(
+        self, row: int, job: _Job, new_tokens: torch.Tensor, produced: int
+    ) -> tuple[int, Literal["stop", "length"]] | None:
+        if job.cancelled.is_set() or int(new_tokens[-1]) in self._eos_ids:
+            return produced, "stop"
+        if job.stop:
+            tail = self._decode(new_tokens[-self._windows[row] :].tolist())
+            if any(stop in tail for stop in job.stop):
+                return produced, "stop"
+        if produced >= job.max_new_tokens:
+            return produced, "length"
+        return None
+
+
+class _TokenStreamer(BaseStreamer):
+    """Hands each new token of a one-row generation to a queue (the prompt, put first, is
+    skipped)."""
+
+    def __init__(self, tokens: queue.Queue[list[int] | None]) -> None:
+        self._tokens = tokens
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self._tokens.put([int(token) for token in value.reshape(-1).tolist()])
+
+    def end(self) -> None:
+        self._tokens.put(None)
+
+
+# --- settings and prompts ----------------------------------------------------------------------
+
+
+def _check_positive(name: str, value: int | None, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        allowed = "an integer of 1 or more" + (", or None" if allow_none else "")
+        raise ValueError(f"{name} must be {allowed}; got {value!r}")
+
+
+def _pick_device(device: str | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        picked = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device {device!r} is not a torch device: use 'cpu', 'cuda', 'cuda:1'"
+        ) from exc
+    if picked.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asks for CUDA, and torch sees no CUDA device here")
+    return picked
+
+
+def _pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Measured on this project's CPU (2 cores of an AMD EPYC with avx512_bf16), SmolLM2-135M,
+        # greedy decoding of 64 tokens, best of 5: float32 15.6 tok/s, bfloat16 16.8 tok/s (7%),
+        # while bfloat16 moves the next-token logits by up to 0.7. Not worth it: float32.
+        return torch.float32
+    found = _DTYPES.get(dtype)
+    if found is None:
+        raise ValueError(
+            f"dtype {dtype!r} is not supported; use 'auto', {', '.join(map(repr, _DTYPES))}"
+        )
+    return found
+
+
+def _model_len(config: Any, tokenizer: Any) -> int:
+    for value in (
+        getattr(config, "max_position_embeddings", None),
+        getattr(tokenizer, "model_max_length", None),
+    ):
+        # Tokenizers without a limit report a huge sentinel (1e30).
+        if isinstance(value, int) and 0 < value < 10_000_000:
+            return value
+    return 2048
+
+
+def _constraints_available() -> bool:
+    """xgrammar imports and ``constrained.build_constraint`` exists."""
+    if importlib.util.find_spec("byzer_agents.llm_runtime.constrained") is None:
+        return False
+    try:
+        import xgrammar  # noqa: F401
+
+        from byzer_agents.llm_runtime import constrained
+    except ImportError as exc:
+        logger.warning("constrained decoding is off: %s", exc)
+        return False
+    return callable(getattr(constrained, "build_constraint", None))
+
+
+def _sampling(request: ChatRequest) -> _Sampling:
+    temperature, top_p = request.temperature, request.top_p
+    if temperature is not None and temperature < 0:
+        raise ValueError(f"temperature must be 0 (greedy) or more; got {temperature}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1]; got {top_p}")
+    if not temperature:
+        return _Sampling(temperature=None, top_p=1.0)
+    return _Sampling(temperature=float(temperature), top_p=float(top_p or 1.0))
+
+
+def _stops(request: ChatRequest) -> tuple[str, ...]:
+    stops = tuple(request.stop or ())
+    if any(not stop for stop in stops):
+        raise ValueError(f"stop strings must not be empty; got {list(stops)!r}")
+    return stops
+
+
+def _offers_tools(request: ChatRequest) -> bool:
+    return bool(request.tools) and request.tool_choice != "none"
+
+
+def _takes_tools(template: ChatTemplate) -> bool:
+    return "tools" in template.source
+
+
+def _with_last_user_text(messages: list[Message], rewrite: Callable[[str], str]) -> list[Message]:
+    """The messages with the last one, a user text, rewritten; else the rewrite of "" added."""
+    messages = [dict(message) for message in messages]
+    last = messages[-1] if messages else None
+    if last is not None and last.get("role") == "user" and isinstance(last.get("content"), str):
+        last["content"] = rewrite(last["content"])
+    else:
+        messages.append({"role": "user", "content": rewrite("")})
+    return messages
+
+
+def _tool_history_as_text(messages: list[Message]) -> list[Message]:
+    """Tool calls and results written as text, for templates that know no tools: calls in the
+    JSON form the prompt format asks for, results as user messages."""
+    names: dict[str, str] = {}
+    written: list[Message] = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if message.get("role") == "assistant" and calls:
+            entries = []
+            for call in calls:
+                function = call.get("function") or {}
+                names[str(call.get("id"))] = str(function.get("name"))
+                entries.append(
+                    {
+                        "name": function.get("name"),
+                        "arguments": _json_or_text(function.get("arguments")),
+                    }
+                )
+            block = "```json\n" + json.dumps({"tool_calls": entries}, ensure_ascii=False) + "\n```"
+            content = message.get("content")
+            written.append(
+                {"role": "assistant", "content": f"{content}\n\n{block}" if content else block}
+            )
+        elif message.get("role") == "tool":
+            name = names.get(str(message.get("tool_call_id")), "the tool")
+            written.append(
+                {"role": "user", "content": f"Result of {name}: {message.get('content')}"}
+            )
+        else:
+            written.append(message)
+    return written
+
+
+def _json_or_text(arguments: Any) -> Any:
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except json.JSONDecodeError:
+            return arguments
+    return arguments if arguments is not None else {}
+
+
+def _answer_format(text: str, response_format: Mapping[str, Any]) -> str:
+    """The user text with the answer's format asked for, as ``response_format`` says."""
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return render("response_class.j2", prompt=text, schema=schema)
+    if kind == "json_object":
+        return f"{text}\n\nReply with only a JSON object, and nothing else.".strip()
+    return text
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> str | None:
+    """``text`` before its first stop string; None when it holds none."""
+    positions = [index for index in (text.find(stop) for stop in stops) if index >= 0]
+    return text[: min(positions)] if positions else None
+
+
+def _without_partial_end(text: str, stops: Sequence[str]) -> str:
+    """``text`` less a last character still missing bytes, and less an end that may begin a
+    stop string."""
+    text = text.removesuffix("\ufffd")
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), 0, -1):
+            if text.endswith(stop[:size]):
+                text = text[: len(text) - size]
+                break
+    return text

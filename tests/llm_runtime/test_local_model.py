@@ -1,0 +1,97 @@
+"""The embedded default end to end: the shipped SmolLM2 deployed on the real local Ray cluster,
+reached through LLM like any model; tool calls and typed answers come from constrained decoding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel
+
+from byzer_agents import LLM, tool
+from byzer_agents.llm_runtime.models import default_chat_model, default_embedding_model
+
+NAME = "test-smollm2"
+EMBEDDER = "test-minilm"
+GREEDY = {"temperature": 0, "max_tokens": 96}
+
+
+@pytest.fixture(scope="module")
+def llm(ray_cluster: object) -> Iterator[LLM]:
+    client = LLM()
+    client.undeploy(NAME)
+    client.undeploy(EMBEDDER)
+    client.setup_cpus_per_worker(0.5).deploy(default_chat_model(), "custom/auto", NAME)
+    client.setup_cpus_per_worker(0.25).deploy(default_embedding_model(), "custom/bge", EMBEDDER)
+    yield client
+    client.undeploy(NAME)
+    client.undeploy(EMBEDDER)
+
+
+@tool
+def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -> str:
+    """Get the current weather in a city."""
+    return f"21 degrees {unit} in {city}"
+
+
+class City(BaseModel):
+    name: str
+    country: str
+
+
+def test_chat_answers_through_the_deployment(llm: LLM) -> None:
+    (answer,) = llm.chat_oai("What is the capital of France?", model=NAME, llm_config=GREEDY)
+    assert "Paris" in answer.output
+    assert answer.metadata["usage"]["completion_tokens"] > 0
+
+
+def test_stream_joins_to_the_same_answer(llm: LLM) -> None:
+    question = "Name one colour of the sky."
+    (answer,) = llm.chat_oai(question, model=NAME, llm_config=GREEDY)
+    assert "".join(llm.stream_chat_oai(question, model=NAME, llm_config=GREEDY)) == answer.output
+
+
+def test_tool_call_is_constrained_to_the_schema(llm: LLM) -> None:
+    (answer,) = llm.chat_oai(
+        "What is the weather in Paris?",
+        tools=[get_weather],
+        tool_choice="required",
+        execute_tool=True,
+        model=NAME,
+        llm_config=GREEDY,
+        max_retries=0,
+    )
+    assert answer.tool_calls, "the grammar requires at least one call"
+    for call, value in zip(answer.tool_calls, answer.values, strict=True):
+        assert call.name == "get_weather"
+        assert call.arguments["unit"] in ("celsius", "fahrenheit")
+        assert value.startswith("21 degrees")
+
+
+def test_extract_returns_a_valid_instance(llm: LLM) -> None:
+    city = llm.extract(City, "Paris is the capital of France.", model=NAME, max_retries=0,
+                       llm_config={"temperature": 0, "max_tokens": 64})  # fmt: skip
+    assert isinstance(city, City) and city.name and city.country
+
+
+def test_meta_describes_the_deployment(llm: LLM) -> None:
+    meta = llm.get_meta(model=NAME)
+    assert meta["backend"] == "transformers" and meta["device"] == "cpu"
+    assert meta["architectures"] == ["LlamaForCausalLM"]
+    assert meta["constrained_decoding"] is True and meta["num_workers"] == 1
+
+
+def test_embeddings_from_the_shipped_minilm(llm: LLM) -> None:
+    first, second, other = (
+        vector.output
+        for vector in llm.emb(
+            EMBEDDER, ["A cat sits on the mat.", "A cat is on a mat.", "Stocks fell."]
+        )
+    )
+    assert len(first) == 384
+
+    def dot(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert dot(first, second) > dot(first, other)
