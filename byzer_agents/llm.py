@@ -7,6 +7,7 @@ the ``setup_*`` methods), with typed answers (``extract``, ``stream_extract``) a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -260,12 +261,8 @@ class LLM:
             conversations, tools, tool_choice, execute_tool, response_class,
             response_after_chat, model, llm_config, max_retries, kind="chat_oai",
         )  # fmt: skip
-        return [
-            self._finish(
-                tracer,
-                lambda: drive(flow, backend, tracer=tracer, tool_timeout_s=self.tool_timeout_s),
-            )
-        ]
+        with _run_status(tracer):
+            return [drive(flow, backend, tracer=tracer, tool_timeout_s=self.tool_timeout_s)]
 
     async def achat_oai(
         self,
@@ -283,13 +280,8 @@ class LLM:
             conversations, tools, tool_choice, execute_tool, response_class,
             response_after_chat, model, llm_config, max_retries, kind="chat_oai",
         )  # fmt: skip
-        try:
-            result = await adrive(flow, backend, tracer=tracer, tool_timeout_s=self.tool_timeout_s)
-        except BaseException:
-            tracer.finish("error")
-            raise
-        tracer.finish("ok")
-        return [result]
+        with _run_status(tracer):
+            return [await adrive(flow, backend, tracer=tracer, tool_timeout_s=self.tool_timeout_s)]
 
     def extract(
         self,
@@ -498,16 +490,6 @@ class LLM:
         return flow, backend, settings.tracer
 
     @staticmethod
-    def _finish(tracer: RunTracer, run: Callable[[], LLMResponse]) -> LLMResponse:
-        try:
-            result = run()
-        except BaseException:
-            tracer.finish("error")
-            raise
-        tracer.finish("ok")
-        return result
-
-    @staticmethod
     def _traced_stream(
         settings: ChatSettings, request: Any, pieces: Iterator[str]
     ) -> Iterator[str]:
@@ -519,6 +501,17 @@ class LLM:
 
 
 ByzerLLM = LLM
+
+
+@contextlib.contextmanager
+def _run_status(tracer: RunTracer) -> Iterator[None]:
+    """Close the traced run as ok, or as error when the call raised."""
+    try:
+        yield
+    except BaseException:
+        tracer.finish("error")
+        raise
+    tracer.finish("ok")
 
 
 def _trace_streamed(settings: ChatSettings, request: Any, text: str) -> None:
