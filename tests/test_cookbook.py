@@ -60,3 +60,10 @@ def test_function_calling_cookbook_over_a_real_endpoint() -> None:
         output = run_script("02_function_calling.py", "--base-url", base_url, "--model", "scripted")
     assert f"[model: scripted at {base_url}]" in output
     assert "'unit': 'month'" in output
+
+
+def test_deploy_and_chat_runs_the_seed_quick_start(ray_cluster: object) -> None:
+    output = run_script("04_deploy_and_chat.py")
+    assert "Paris" in output.split("chat:", 1)[1].splitlines()[0]
+    assert "meta:     transformers on cpu, 1 worker(s)" in output
+    assert "undeployed cookbook-smollm2" in output
