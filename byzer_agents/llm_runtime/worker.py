@@ -36,28 +36,51 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
         from byzer_agents.llm_runtime.backends.embeddings import EmbeddingBackend
 
         return EmbeddingBackend(spec.model_path, model_name=spec.udf_name)
-    if spec.infer_backend is not InferBackend.Transformers:
+    from byzer_agents.prompts import Templates
+
+    template = Templates.get(spec.model_type.template) if spec.model_type.template else None
+    if spec.infer_backend is InferBackend.VLLM:
+        from byzer_agents.llm_runtime.backends.vllm_backend import VLLMBackend
+        from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
+
+        return VLLMBackend(
+            resolve_checkpoint(spec.model_path, params.gguf_file),
+            model_name=spec.udf_name,
+            dtype=params.dtype,
+            chat_template=template,
+            max_model_len=params.max_model_len,
+            gpu_memory_utilization=params.gpu_memory_utilization,
+            tensor_parallel_size=max(1, math.floor(spec.gpus_per_worker)),
+            max_num_seqs=params.max_num_seqs,
+            enforce_eager=params.enforce_eager,
+        )
+    if spec.infer_backend not in (InferBackend.Transformers, InferBackend.DeepSpeed):
+        supported = ", ".join(
+            repr(backend.value)
+            for backend in (InferBackend.Transformers, InferBackend.DeepSpeed, InferBackend.VLLM)
+        )
         raise ValueError(
-            f"infer backend {spec.infer_backend.value!r} needs a CUDA GPU and its own install "
-            "(vllm / deepspeed extras); this worker has none. Use InferBackend.Transformers."
+            f"infer backend {spec.infer_backend.value!r} cannot run local models; use one of "
+            f"{supported}"
         )
     from byzer_agents.llm_runtime.backends.transformers_backend import TransformersBackend
     from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
-    from byzer_agents.prompts import Templates
 
+    options: dict[str, Any] = {
+        "model_name": spec.udf_name,
+        "dtype": params.dtype,
+        "device": params.device,
+        "chat_template": template,
+        "max_model_len": params.max_model_len,
+        "num_threads": params.num_threads or max(1, math.ceil(spec.cpus_per_worker)),
+        "max_batch_size": params.max_batch_size,
+    }
     checkpoint = resolve_checkpoint(spec.model_path, params.gguf_file)
-    template = spec.model_type.template
-    return TransformersBackend(
-        checkpoint,
-        model_name=spec.udf_name,
-        dtype=params.dtype,
-        device=params.device,
-        chat_template=Templates.get(template) if template else None,
-        max_model_len=params.max_model_len,
-        num_threads=params.num_threads or max(1, math.ceil(spec.cpus_per_worker)),
-        quantization=params.quantization,
-        max_batch_size=params.max_batch_size,
-    )
+    if spec.infer_backend is InferBackend.DeepSpeed:
+        from byzer_agents.llm_runtime.backends.deepspeed_backend import DeepSpeedBackend
+
+        return DeepSpeedBackend(checkpoint, kernel_inject=params.kernel_inject, **options)
+    return TransformersBackend(checkpoint, quantization=params.quantization, **options)
 
 
 class ModelWorker:

@@ -310,10 +310,15 @@ def test_bad_backend_settings_are_refused_before_loading(
         TransformersBackend(default_chat_model(), model_name="m", **options)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("bitsandbytes") is not None, reason="bitsandbytes is installed"
-)
-def test_quantization_without_bitsandbytes_names_the_pip_command() -> None:
+def test_quantization_without_bitsandbytes_names_the_pip_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "bitsandbytes" else find_spec(name, *args),
+    )
     with pytest.raises(ModuleNotFoundError, match="pip install bitsandbytes"):
         TransformersBackend(default_chat_model(), model_name="m", quantization="4")
 

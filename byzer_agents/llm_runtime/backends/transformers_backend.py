@@ -24,28 +24,20 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import inspect
-import json
 import logging
 import queue
 import threading
 import time
 import uuid
+import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from openai.types.chat.chat_completion_chunk import (
-    Choice as ChunkChoice,
-)
-from openai.types.chat.chat_completion_chunk import (
-    ChoiceDelta,
-    ChoiceDeltaToolCall,
-    ChoiceDeltaToolCallFunction,
-)
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.generation import (
     BaseStreamer,
@@ -54,22 +46,21 @@ from transformers.generation import (
     StoppingCriteriaList,
 )
 
-from byzer_agents.chat.parsing import parse_tool_calls
 from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
+from byzer_agents.llm_runtime.structured_output import tool_calls_in_text
 from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
-from byzer_agents.prompts.environment import render
-from byzer_agents.prompts.formats import function_calling_format
 from byzer_agents.types import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
     CompletionUsage,
     FinishReason,
-    Message,
     make_chunk,
     make_completion,
     make_tool_call,
+    make_tool_call_chunk,
 )
 
 __all__ = ["DEFAULT_MAX_TOKENS", "TransformersBackend"]
@@ -249,6 +240,9 @@ class TransformersBackend:
                 else BitsAndBytesConfig(load_in_8bit=True)
             )
             options["device_map"] = {"": self.device}
+            # bitsandbytes' int8 matmul works in float16 and warns on every call that it casts
+            # float32 inputs; the cast is its design, not a problem to report per token.
+            warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
         model: Any = AutoModelForCausalLM.from_pretrained(str(self.checkpoint), **options)
         if self.quantization is None:
             model = model.to(self.device)
@@ -387,21 +381,7 @@ class TransformersBackend:
 
     def render_prompt(self, request: ChatRequest) -> str:
         """The prompt text the model reads for ``request`` (without a grammar's prefix)."""
-        messages: list[Message] = [dict(message) for message in request.messages]
-        tools = request.tools if _offers_tools(request) else None
-        if not _takes_tools(self.chat_template):
-            messages = _tool_history_as_text(messages)
-            if tools:
-                offered, choice = list(tools), request.tool_choice
-                messages = _with_last_user_text(
-                    messages, lambda text: function_calling_format(text, offered, choice)
-                )
-            tools = None
-        if request.response_format:
-            messages = _with_last_user_text(
-                messages, lambda text: _answer_format(text, request.response_format or {})
-            )
-        return self.chat_template.render(messages, tools=tools, add_generation_prompt=True)
+        return render_chat_prompt(self.chat_template, request)
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` is to this model (no special tokens added)."""
@@ -437,7 +417,7 @@ class TransformersBackend:
             sampling=sampling,
             seed=request.seed,
             constraint=constraint,
-            offers_tools=_offers_tools(request),
+            offers_tools=offers_tools(request),
         )
 
     def _max_new_tokens(self, request: ChatRequest, prompt_tokens: int) -> int:
@@ -450,7 +430,9 @@ class TransformersBackend:
         return min(request.max_tokens or DEFAULT_MAX_TOKENS, room)
 
     def _constraint(self, request: ChatRequest, max_new_tokens: int) -> Any:
-        if not self._capabilities.constrained_decoding:
+        """The grammar for ``request``; None without one, or when the request turns it off with
+        ``llm_config={"constrained_decoding": False}`` (the model then writes freely)."""
+        if not self._capabilities.constrained_decoding or not _wants_constraint(request):
             return None
         from byzer_agents.llm_runtime import constrained
 
@@ -477,19 +459,8 @@ class TransformersBackend:
                 return text, []
             content, calls = constraint.to_message(text)
             return content, [make_tool_call(name, arguments) for name, arguments in calls]
-        if prepared.offers_tools:
-            parsed = parse_tool_calls(generated.text)
-            if parsed:
-                return None, [
-                    make_tool_call(
-                        call.name,
-                        call.arguments
-                        if isinstance(call.arguments, str)
-                        else json.dumps(call.arguments, ensure_ascii=False),
-                        call.id,
-                    )
-                    for call in parsed
-                ]
+        if prepared.offers_tools and (calls := tool_calls_in_text(generated.text)):
+            return None, calls
         return generated.text, []
 
     def _usage(self, prepared: _Prepared, generated: _Generated) -> CompletionUsage:
@@ -619,23 +590,8 @@ class TransformersBackend:
         )
 
     def _tool_call_chunk(self, completion_id: str, tool_calls: list[Any]) -> ChatCompletionChunk:
-        deltas = [
-            ChoiceDeltaToolCall(
-                index=index,
-                id=call.id,
-                type="function",
-                function=ChoiceDeltaToolCallFunction(
-                    name=call.function.name, arguments=call.function.arguments
-                ),
-            )
-            for index, call in enumerate(tool_calls)
-        ]
-        return ChatCompletionChunk(
-            id=completion_id,
-            object="chat.completion.chunk",
-            created=int(time.time()),
-            model=self.model_name,
-            choices=[ChunkChoice(index=0, delta=ChoiceDelta(role="assistant", tool_calls=deltas))],
+        return make_tool_call_chunk(
+            model=self.model_name, completion_id=completion_id, tool_calls=tool_calls
         )
 
 
@@ -886,76 +842,15 @@ def _stops(request: ChatRequest) -> tuple[str, ...]:
     return stops
 
 
-def _offers_tools(request: ChatRequest) -> bool:
-    return bool(request.tools) and request.tool_choice != "none"
-
-
-def _takes_tools(template: ChatTemplate) -> bool:
-    return "tools" in template.source
-
-
-def _with_last_user_text(messages: list[Message], rewrite: Callable[[str], str]) -> list[Message]:
-    """The messages with the last one, a user text, rewritten; else the rewrite of "" added."""
-    messages = [dict(message) for message in messages]
-    last = messages[-1] if messages else None
-    if last is not None and last.get("role") == "user" and isinstance(last.get("content"), str):
-        last["content"] = rewrite(last["content"])
-    else:
-        messages.append({"role": "user", "content": rewrite("")})
-    return messages
-
-
-def _tool_history_as_text(messages: list[Message]) -> list[Message]:
-    """Tool calls and results written as text, for templates that know no tools: calls in the
-    JSON form the prompt format asks for, results as user messages."""
-    names: dict[str, str] = {}
-    written: list[Message] = []
-    for message in messages:
-        calls = message.get("tool_calls")
-        if message.get("role") == "assistant" and calls:
-            entries = []
-            for call in calls:
-                function = call.get("function") or {}
-                names[str(call.get("id"))] = str(function.get("name"))
-                entries.append(
-                    {
-                        "name": function.get("name"),
-                        "arguments": _json_or_text(function.get("arguments")),
-                    }
-                )
-            block = "```json\n" + json.dumps({"tool_calls": entries}, ensure_ascii=False) + "\n```"
-            content = message.get("content")
-            written.append(
-                {"role": "assistant", "content": f"{content}\n\n{block}" if content else block}
-            )
-        elif message.get("role") == "tool":
-            name = names.get(str(message.get("tool_call_id")), "the tool")
-            written.append(
-                {"role": "user", "content": f"Result of {name}: {message.get('content')}"}
-            )
-        else:
-            written.append(message)
-    return written
-
-
-def _json_or_text(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments)
-        except json.JSONDecodeError:
-            return arguments
-    return arguments if arguments is not None else {}
-
-
-def _answer_format(text: str, response_format: Mapping[str, Any]) -> str:
-    """The user text with the answer's format asked for, as ``response_format`` says."""
-    kind = response_format.get("type")
-    if kind == "json_schema":
-        schema = (response_format.get("json_schema") or {}).get("schema") or {}
-        return render("response_class.j2", prompt=text, schema=schema)
-    if kind == "json_object":
-        return f"{text}\n\nReply with only a JSON object, and nothing else.".strip()
-    return text
+def _wants_constraint(request: ChatRequest) -> bool:
+    """``request.extra["constrained_decoding"]``: true when absent; a bool, or "true" / "false"
+    as settings from SQL or a shell arrive."""
+    value = request.extra.get("constrained_decoding", True)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError(f"llm_config constrained_decoding must be true or false; got {value!r}")
+    return value
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str | None:
