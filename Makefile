@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras to install; a value naming local, finetune or all installs the CPU torch pin first.
-EXTRAS ?= dev,local,deepspeed
+EXTRAS ?= dev,local,deepspeed,serve
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 

@@ -119,6 +119,11 @@ class LLM:
             names.update(self._deployments().deployment_names())
         return sorted(names)
 
+    def backend(self, model: str | None = None) -> ChatBackend:
+        """The endpoint that answers ``model``: a deployment's client, or a registered backend.
+        ModelNotFoundError names the models there are."""
+        return self._resolve(model)[1]
+
     def is_model_exist(self, udf_name: str) -> bool:
         if udf_name in self._backends:
             return True
