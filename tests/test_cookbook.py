@@ -67,3 +67,11 @@ def test_deploy_and_chat_runs_the_seed_quick_start(ray_cluster: object) -> None:
     assert "Paris" in output.split("chat:", 1)[1].splitlines()[0]
     assert "meta:     transformers on cpu, 1 worker(s)" in output
     assert "undeployed cookbook-smollm2" in output
+
+
+def test_serve_cookbook_answers_through_the_openai_sdk(ray_cluster: object) -> None:
+    output = run_script("05_serve_openai_compatible.py")
+    assert "Paris" in output.split("chat:", 1)[1].splitlines()[0]
+    assert "tool:   get_weather({'city': " in output
+    assert "typed:  City(name=" in output
+    assert "wrong key: HTTP 401 (invalid_api_key)" in output
