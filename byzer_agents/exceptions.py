@@ -3,6 +3,7 @@ and what would be right."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +11,14 @@ __all__ = [
     "ArgumentError",
     "Attempt",
     "ByzerAgentsError",
+    "CallAttempt",
     "ExtractionError",
     "ModelCallError",
+    "ModelCoolingDownError",
     "ModelNotFoundError",
+    "ModelRateLimitError",
+    "ModelStreamBrokenError",
+    "ModelTimeoutError",
     "NoJSONFoundError",
     "PromptTemplateError",
     "ToolArgumentsError",
@@ -23,6 +29,20 @@ __all__ = [
 
 class ByzerAgentsError(Exception):
     """Base class of the errors raised by byzer-agents."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as they are (args and attributes), whatever the subclass's __init__ takes, so an
+        # error raised in a Ray worker reaches the driver as itself, not as an unpicklable blob.
+        return _rebuild_error, (type(self), self.args, self.__dict__)
+
+
+def _rebuild_error(
+    cls: type[ByzerAgentsError], args: tuple[Any, ...], state: dict[str, Any]
+) -> ByzerAgentsError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ToolDefinitionError(ByzerAgentsError, TypeError):
@@ -87,14 +107,97 @@ class ModelNotFoundError(ByzerAgentsError, LookupError):
         )
 
 
-class ModelCallError(ByzerAgentsError, RuntimeError):
-    """The model endpoint failed to answer (connection, HTTP status, timeout), after its retries."""
+@dataclass(frozen=True, kw_only=True)
+class CallAttempt:
+    """One request sent for a model call: a try of the retry policy, on one deployment. A call
+    that was retried, or answered by a fallback, is traced as one event per CallAttempt."""
 
-    def __init__(self, model: str, message: str, *, status_code: int | None = None) -> None:
+    deployment: str
+    """The deployment (or endpoint model) the request went to."""
+    attempt: int
+    """1 for the first request to this deployment within the call, 2 for its first retry, ..."""
+    latency_s: float
+    error: str | None = None
+    """Why it failed (secrets scrubbed); ``None``: it answered."""
+    status_code: int | None = None
+    """The HTTP status of a failed request, when the endpoint answered one."""
+    waited_s: float = 0.0
+    """The pause after this request before the next one (backoff, or the server's Retry-After)."""
+
+
+class ModelCallError(ByzerAgentsError, RuntimeError):
+    """The model endpoint failed to answer (connection, HTTP status, timeout), after its retries.
+
+    ``call_attempts`` holds every request that was sent for the call, oldest first, where the
+    backend retried or fell back; empty where it made one request."""
+
+    def __init__(
+        self,
+        model: str,
+        message: str,
+        *,
+        status_code: int | None = None,
+        call_attempts: Sequence[CallAttempt] = (),
+    ) -> None:
         self.model = model
         self.status_code = status_code
+        self.call_attempts = tuple(call_attempts)
         status = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"model {model!r} failed{status}: {message}")
+
+
+class ModelRateLimitError(ModelCallError):
+    """The endpoint kept answering 429 (too many requests) until the retries ran out, or asked
+    for a longer wait than the retry policy allows. ``retry_after_s``: the wait it asked for."""
+
+    def __init__(
+        self,
+        model: str,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        call_attempts: Sequence[CallAttempt] = (),
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(model, message, status_code=429, call_attempts=call_attempts)
+
+
+class ModelTimeoutError(ModelCallError, TimeoutError):
+    """No answer came within the request timeout, on any attempt."""
+
+
+class ModelStreamBrokenError(ModelCallError):
+    """A stream broke off after it had begun: it is not retried (its start was already given to
+    the caller), and nothing received is lost: ``partial`` holds the text that arrived."""
+
+    def __init__(
+        self,
+        model: str,
+        message: str,
+        *,
+        partial: str,
+        call_attempts: Sequence[CallAttempt] = (),
+    ) -> None:
+        self.partial = partial
+        super().__init__(
+            model,
+            f"{message} ({len(partial)} characters had arrived; they are in .partial)",
+            call_attempts=call_attempts,
+        )
+
+
+class ModelCoolingDownError(ModelCallError):
+    """Every deployment that could answer is cooling down after repeated failures; the first is
+    back in ``retry_in_s`` seconds."""
+
+    def __init__(self, model: str, deployments: Sequence[str], *, retry_in_s: float) -> None:
+        self.deployments = tuple(deployments)
+        self.retry_in_s = retry_in_s
+        super().__init__(
+            model,
+            f"every deployment is cooling down after repeated failures ({', '.join(deployments)});"
+            f" the first is back in {retry_in_s:.1f} s",
+        )
 
 
 @dataclass(frozen=True)

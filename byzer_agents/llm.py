@@ -97,6 +97,9 @@ class LLM:
         """An LLM over any OpenAI-compatible endpoint, through the official SDK, without Ray."""
         from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend
 
+        # Requests name the model as this LLM knows it (``name``); the backend maps that name
+        # back to the endpoint's ``model``.
+        backend_options.setdefault("name", name or model)
         backend = OpenAIBackend(model=model, base_url=base_url, api_key=api_key, **backend_options)
         return cls(
             backends={name or model: backend}, default_model=name or model, trace_store=trace_store
@@ -149,13 +152,14 @@ class LLM:
 
     def deploy(
         self,
-        model_path: str | os.PathLike[str],
+        model_path: str | os.PathLike[str] | None = None,
         pretrained_model_type: str = "custom/auto",
         udf_name: str | None = None,
         infer_params: Mapping[str, Any] | None = None,
     ) -> RayDeployment:
         """Load a model on ``num_workers`` Ray workers; it answers to ``udf_name`` from any process
-        until ``undeploy``. Bad types, paths and infer_params fail here, before a worker starts."""
+        until ``undeploy``. Bad types, paths and infer_params fail here, before a worker starts.
+        ``saas/<provider>`` types need no model_path (Byzer-LLM's SaaS deployments gave none)."""
         from byzer_agents.llm_runtime.deploy_config import (
             DeploymentSpec,
             InferParams,
@@ -163,17 +167,20 @@ class LLM:
         )
 
         model_type = parse_model_type(pretrained_model_type)
-        name = udf_name or Path(str(model_path)).stem.replace(" ", "_")
+        if model_path is None and model_type.kind != "saas":
+            raise ValueError(f"deploying {pretrained_model_type!r} needs a model_path")
+        default_name = Path(str(model_path)).stem if model_path else model_type.name.split("/")[-1]
+        name = udf_name or default_name.replace(" ", "_")
         spec = DeploymentSpec(
             udf_name=name,
-            model_path=str(model_path),
+            model_path=str(model_path or ""),
             model_type=model_type,
             infer_params=InferParams.parse(infer_params),
             **self._deploy_defaults,
         )
         self._uses_ray = True
         deployment = self._deployments().deploy(spec)
-        self._backends[name] = deployment
+        self._backends[name] = self._with_fallbacks(name, deployment)
         return deployment
 
     def undeploy(self, udf_name: str) -> bool:
@@ -430,10 +437,23 @@ class LLM:
         if name is not None and name not in self._backends and self._uses_ray:
             found = self._deployments().find(name)
             if found is not None:
-                self._backends[name] = found
+                self._backends[name] = self._with_fallbacks(name, found)
         if name is None or name not in self._backends:
             raise ModelNotFoundError(name, self.list_models())
         return name, self._backends[name]
+
+    def _with_fallbacks(self, name: str, deployment: ChatBackend) -> ChatBackend:
+        """A deployment whose spec names fallbacks answers through a FallbackRouter
+        (``llm_runtime/routing.py``), which finds them among this LLM's models."""
+        from byzer_agents.llm_runtime.routing import with_fallbacks
+
+        def find(other: str) -> ChatBackend | None:
+            known = self._backends.get(other)
+            if known is None and self._uses_ray:
+                known = self._deployments().find(other)
+            return known
+
+        return with_fallbacks(name, deployment, find=find)
 
     def _settings(
         self,

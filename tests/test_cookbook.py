@@ -75,3 +75,16 @@ def test_serve_cookbook_answers_through_the_openai_sdk(ray_cluster: object) -> N
     assert "tool:   get_weather({'city': " in output
     assert "typed:  City(name=" in output
     assert "wrong key: HTTP 401 (invalid_api_key)" in output
+
+
+def test_saas_models_retry_fall_back_and_cool_down(ray_cluster: object) -> None:
+    output = run_script("06_saas_models.py", "--local")
+    assert "saas/deepseek      -> https://api.deepseek.com" in output
+    assert "answer:   Paris." in output
+    answer_trace = output.split("answer:", 1)[1].split("call 1", 1)[0]
+    assert "cookbook-saas        error" in answer_trace and "HTTP 429" in answer_trace
+    calls = output.split("call 3 to cookbook-saas-down: Paris.", 1)
+    assert "cookbook-saas-down   error" in calls[0]  # tried, failed, fell back
+    assert "cookbook-saas-down" not in calls[1].split("the down provider")[0]  # skipped
+    assert "the down provider saw 4 requests" in output
+    assert "undeployed cookbook-saas and cookbook-saas-down" in output

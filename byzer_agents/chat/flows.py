@@ -156,7 +156,13 @@ def _call(
         reply: ModelReply = yield ModelCall(request)
     except ModelCallError as exc:
         settings.tracer.model_call(
-            request, None, latency_s=0.0, attempt=attempt, status="error", error=str(exc)
+            request,
+            None,
+            latency_s=0.0,
+            attempt=attempt,
+            status="error",
+            error=str(exc),
+            call_attempts=exc.call_attempts,
         )
         raise
     tally.add(reply)

@@ -1,12 +1,20 @@
 """``RunTracer``: numbers the steps of one chat call and writes each to the TraceStore (or
-nowhere, when tracing is off), so the loop records without knowing whether anyone listens."""
+nowhere, when tracing is off), so the loop records without knowing whether anyone listens.
+
+A model call that took more than one request (retries, fallbacks: ``chat/call_attempts.py``) is
+recorded as one event per request, all in the call's step: each failed request as an ``error``
+event naming the deployment it went to, then the answer as the loop judged it, under the
+deployment that gave it."""
 
 from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from byzer_agents.chat.call_attempts import take_call_attempts
+from byzer_agents.exceptions import CallAttempt
 from byzer_agents.types import ChatCompletion, ChatRequest
 
 if TYPE_CHECKING:
@@ -36,20 +44,44 @@ class RunTracer:
         attempt: int,
         status: EventStatus,
         error: str | None = None,
+        call_attempts: Sequence[CallAttempt] = (),
     ) -> str | None:
-        """Record one model call; returns its event id, the parent of the tool calls it made."""
+        """Record one model call; returns its event id, the parent of the tool calls it made.
+
+        ``call_attempts``: the requests behind a failed call (``ModelCallError.call_attempts``);
+        those behind an answer are taken off ``completion`` here."""
+        requests = list(call_attempts) or take_call_attempts(completion)
         step = self._next_step()
         if self._store is None or self.run_id is None:
             return None
+        dumped_request = request.model_dump(exclude_none=True)
+        failed = requests if completion is None else requests[:-1]
+        event_id = None
+        for sent in failed:
+            event_id = self._store.record_model_call(
+                run_id=self.run_id,
+                step=step,
+                request=dumped_request,
+                response=None,
+                model=sent.deployment,
+                usage=None,
+                latency_s=sent.latency_s,
+                attempt=attempt,
+                status="error",
+                error=sent.error or error,
+            )
+        if completion is None and failed:
+            return event_id
+        answered = requests[-1] if requests else None
         usage = completion.usage.model_dump() if completion and completion.usage else None
         return self._store.record_model_call(
             run_id=self.run_id,
             step=step,
-            request=request.model_dump(exclude_none=True),
+            request=dumped_request,
             response=completion.model_dump(exclude_none=True) if completion else None,
-            model=self.model,
+            model=answered.deployment if answered is not None else self.model,
             usage=usage,
-            latency_s=latency_s,
+            latency_s=answered.latency_s if answered is not None else latency_s,
             attempt=attempt,
             status=status,
             error=error,

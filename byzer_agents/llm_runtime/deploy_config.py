@@ -1,6 +1,11 @@
 """What a deployment is made of, parsed once at the edge: the model type, Byzer-LLM's string
 ``infer_params`` as typed settings, and the resources per worker. Every mistake is reported here,
-naming the value and what is allowed, before any worker starts."""
+naming the value and what is allowed, before any worker starts.
+
+SaaS deployments (``saas/<provider>``, one model type per provider of ``saas/providers.py``) take
+their ``saas.*`` keys as ``InferParams.saas`` (``saas/settings.py``); they use no GPU, and each
+worker sends one request at a time unless ``max_concurrency`` says otherwise, so ``num_workers``
+bounds the requests in flight, as in Byzer-LLM."""
 
 from __future__ import annotations
 
@@ -12,13 +17,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from byzer_agents.llm_runtime.infer_backend import InferBackend
+from byzer_agents.llm_runtime.saas.providers import SAAS_PROVIDERS, saas_provider
+from byzer_agents.llm_runtime.saas.settings import REVEAL_SECRETS, SaasParams, parse_saas_params
 
 __all__ = ["MODEL_TYPES", "DeploymentSpec", "InferParams", "ModelType", "parse_model_type"]
 
@@ -51,13 +58,15 @@ MODEL_TYPES: dict[str, ModelType] = {
         ModelType(name="custom/bge", kind="embedding"),
         ModelType(name="custom/m3e", kind="embedding"),
         ModelType(name="custom/sentence-transformers", kind="embedding"),
-        ModelType(name="saas/openai", kind="saas"),
+        *(ModelType(name=f"saas/{provider}", kind="saas") for provider in SAAS_PROVIDERS),
     )
 }
 
 
 def parse_model_type(name: str) -> ModelType:
     found = MODEL_TYPES.get(name.strip().lower()) if isinstance(name, str) else None
+    if found is None and isinstance(name, str) and name.strip().lower().startswith("saas/"):
+        saas_provider(name.strip()[len("saas/") :])  # raises, naming the providers
     if found is None:
         raise ValueError(
             f"unknown pretrained_model_type {name!r}; accepted: {', '.join(sorted(MODEL_TYPES))}"
@@ -78,11 +87,8 @@ _KEY_ALIASES = {
     "backend.enforce_eager": "enforce_eager",
     "backend.replace_with_kernel_inject": "kernel_inject",
     "ds.replace_with_kernel_inject": "kernel_inject",
-    "saas.api_key": "saas_api_key",
-    "saas.model": "saas_model",
-    "saas.base_url": "saas_base_url",
-    "saas.api_base": "saas_base_url",
 }
+_SAAS_PREFIX = "saas."
 
 
 class InferParams(BaseModel):
@@ -107,9 +113,8 @@ class InferParams(BaseModel):
     """vLLM: no CUDA graphs (faster start, slower decoding)."""
     kernel_inject: bool | None = None
     """DeepSpeed: inject its fused CUDA kernels (default: on CUDA only)."""
-    saas_api_key: SecretStr | None = None
-    saas_model: str | None = None
-    saas_base_url: str | None = None
+    saas: SaasParams | None = None
+    """The ``saas.*`` keys, for ``saas/<provider>`` deployments only."""
 
     @field_validator("quantization", mode="before")
     @classmethod
@@ -126,21 +131,34 @@ class InferParams(BaseModel):
         if not params:
             return cls()
         data: dict[str, Any] = {}
-        allowed = sorted(set(cls.model_fields) | set(_KEY_ALIASES))
+        saas: dict[str, Any] = {}
+        allowed = sorted((set(cls.model_fields) - {"saas"}) | set(_KEY_ALIASES) | {"saas.*"})
         for key, value in params.items():
+            if key.startswith(_SAAS_PREFIX):
+                saas[key[len(_SAAS_PREFIX) :]] = value
+                continue
             name = _KEY_ALIASES.get(key, key)
-            if name not in cls.model_fields:
+            if name not in cls.model_fields or name == "saas":
                 raise ValueError(
                     f"unknown infer_params key {key!r}; accepted: {', '.join(allowed)}"
                 )
             data[name] = value
         try:
+            if saas:
+                data["saas"] = parse_saas_params(saas)
             return cls(**data)
         except ValidationError as exc:
+            prefix = _SAAS_PREFIX if exc.title == SaasParams.__name__ else ""
             problems = "; ".join(
-                f"{error['loc'][0]}={error['input']!r}: {error['msg']}" for error in exc.errors()
+                f"{prefix}{error['loc'][0]}={_shown(prefix, error)}: {error['msg']}"
+                for error in exc.errors()
             )
             raise ValueError(f"invalid infer_params: {problems}") from None
+
+
+def _shown(prefix: str, error: Any) -> str:
+    # A bad API key is still a key: never echo it.
+    return "'***'" if prefix and error["loc"][0] == "api_key" else repr(error["input"])
 
 
 _BACKEND_ONLY_PARAMS = {
@@ -163,9 +181,34 @@ class DeploymentSpec(BaseModel):
     cpus_per_worker: float = Field(default=0.5, gt=0)
     gpus_per_worker: float = Field(default=0.0, ge=0)
 
+    @field_validator("infer_params")
+    @classmethod
+    def _saas_params_fit_the_type(cls, params: InferParams, info: ValidationInfo) -> InferParams:
+        model_type = info.data.get("model_type")
+        if model_type is None:
+            return params
+        if model_type.kind != "saas":
+            if params.saas is not None:
+                raise ValueError(
+                    f"infer_params saas.* apply to saas/<provider> deployments only; this one is "
+                    f"{model_type.name!r}"
+                )
+            return params
+        saas = params.saas or SaasParams()
+        saas.check(saas_provider(model_type.name[len("saas/") :]), info.data.get("udf_name", ""))
+        update: dict[str, Any] = {"saas": saas}
+        if "max_concurrency" not in params.model_fields_set:
+            update["max_concurrency"] = 1  # Byzer-LLM's meaning: num_workers requests in flight
+        return params.model_copy(update=update)
+
     @model_validator(mode="after")
     def _params_fit_the_backend(self) -> DeploymentSpec:
         """Engine settings given to another engine would be ignored silently: refuse them."""
+        if self.model_type.kind == "saas" and self.gpus_per_worker > 0:
+            raise ValueError(
+                f"a SaaS deployment uses no GPU; gpus_per_worker={self.gpus_per_worker:g} would "
+                "hold one idle: setup_gpus_per_worker(0)"
+            )
         if self.model_type.kind != "chat":
             return self
         given = self.infer_params.model_dump(exclude_none=True)
@@ -183,6 +226,11 @@ class DeploymentSpec(BaseModel):
                 f"{self.infer_backend.value!r}"
             )
         return self
+
+    def worker_json(self) -> str:
+        """The spec as the worker process receives it: JSON with the API key itself in it
+        (``model_dump_json`` masks it). Sent to the worker only, never logged or shown."""
+        return self.model_dump_json(context={REVEAL_SECRETS: True})
 
     def check_paths(self) -> None:
         """Local models must exist before a worker is asked to load them."""

@@ -11,6 +11,7 @@ flight (``max_task_retries``), lookup by name — and nothing else. The HTTP sid
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.exceptions import ByzerAgentsError
 from byzer_agents.llm_runtime.cluster import NAMESPACE, connect
 from byzer_agents.llm_runtime.deploy_config import DeploymentSpec
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
@@ -79,7 +81,7 @@ def deploy(
             max_concurrency=spec.infer_params.max_concurrency,
             num_cpus=spec.cpus_per_worker,
             num_gpus=spec.gpus_per_worker,
-        ).remote(spec.model_dump_json())
+        ).remote(spec.worker_json())
         for index in range(spec.num_workers)
     ]
     try:
@@ -143,6 +145,19 @@ def undeploy(udf_name: str) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _as_the_worker_raised() -> Iterator[None]:
+    """A worker's own typed errors (ModelCallError and its kin) reach the caller as the worker
+    raised them, not inside Ray's RayTaskError with the worker's traceback in their text."""
+    try:
+        yield
+    except Exception as error:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, ByzerAgentsError):
+            raise cause from None
+        raise
+
+
 def _cause(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None) or exc
     return f"{type(cause).__name__}: {cause}".strip()[:2000]
@@ -180,27 +195,32 @@ class RayDeployment:
     def chat(self, request: ChatRequest) -> ChatCompletion:
         import ray
 
-        answer = ray.get(self._pick().chat.remote(request.model_dump(mode="json")))
+        with _as_the_worker_raised():
+            answer = ray.get(self._pick().chat.remote(request.model_dump(mode="json")))
         return ChatCompletion.model_validate(answer)
 
     async def achat(self, request: ChatRequest) -> ChatCompletion:
-        answer = await self._pick().chat.remote(request.model_dump(mode="json"))
+        with _as_the_worker_raised():
+            answer = await self._pick().chat.remote(request.model_dump(mode="json"))
         return ChatCompletion.model_validate(answer)
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
         import ray
 
-        for ref in self._pick().stream.remote(request.model_dump(mode="json")):
-            yield ChatCompletionChunk.model_validate(ray.get(ref))
+        with _as_the_worker_raised():
+            for ref in self._pick().stream.remote(request.model_dump(mode="json")):
+                yield ChatCompletionChunk.model_validate(ray.get(ref))
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
-        async for ref in self._pick().stream.remote(request.model_dump(mode="json")):
-            yield ChatCompletionChunk.model_validate(await ref)
+        with _as_the_worker_raised():
+            async for ref in self._pick().stream.remote(request.model_dump(mode="json")):
+                yield ChatCompletionChunk.model_validate(await ref)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         import ray
 
-        vectors: list[list[float]] = ray.get(self._pick().embed.remote(list(texts)))
+        with _as_the_worker_raised():
+            vectors: list[list[float]] = ray.get(self._pick().embed.remote(list(texts)))
         return vectors
 
     def meta(self) -> dict[str, Any]:

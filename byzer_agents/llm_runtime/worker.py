@@ -1,7 +1,8 @@
 """The Ray actor that holds one loaded model and answers the one protocol for it.
 
 Requests and answers cross the process boundary as plain dicts (``model_dump``), so the actor's
-interface does not depend on pickling pydantic or SDK classes across versions.
+interface does not depend on pickling pydantic or SDK classes across versions. The spec arrives as
+``DeploymentSpec.worker_json()``: the one place an API key travels in clear.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
     params = spec.infer_params
     kind = spec.model_type.kind
     if kind == "saas":
-        from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend
+        from byzer_agents.llm_runtime.saas.settings import SaasParams, build_saas_backend
 
-        return OpenAIBackend(
-            model=params.saas_model or spec.udf_name,
-            base_url=params.saas_base_url,
-            api_key=params.saas_api_key.get_secret_value() if params.saas_api_key else None,
-        )
+        provider = spec.model_type.name.removeprefix("saas/")
+        return build_saas_backend(spec.udf_name, provider, params.saas or SaasParams())
     if kind == "embedding":
         from byzer_agents.llm_runtime.backends.embeddings import EmbeddingBackend
 

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import SecretStr
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from byzer_agents.chat.call_attempts import take_call_attempts
 from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
 from byzer_agents.exceptions import ModelCallError, ModelNotFoundError
 from byzer_agents.serve.bodies import ChatCompletionsBody, CompletionsBody, EmbeddingsBody
@@ -154,6 +155,7 @@ class _API:
             for prompt, request in zip(prompts, requests, strict=True):
                 for _ in range(body.n):
                     completion = await _called(_achat(backend, request))
+                    take_call_attempts(completion)
                     choice = completion.choices[0]
                     text = choice.message.content or ""
                     choices.append(
@@ -274,7 +276,7 @@ def _as_api_error(exc: Exception) -> APIError:
         return exc
     if isinstance(exc, ModelCallError):
         return APIError(502, str(exc), type="api_error", code="upstream_error")
-    if isinstance(exc, (ValueError, TypeError)):
+    if isinstance(exc, ValueError):
         return bad_request(_first_line(exc))
     logger.exception("request failed")
     return APIError(500, f"the model failed: {type(exc).__name__}", type="server_error")
@@ -297,11 +299,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _merged(model: str, completions: list[ChatCompletion]) -> dict[str, Any]:
+    take_call_attempts(completions[0])
     first = completions[0].model_dump(mode="json")
     first["model"] = model
     first["choices"] = []
     usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     for index, completion in enumerate(completions):
+        take_call_attempts(completion)  # how it was obtained is for traces, not for clients
         choice = completion.choices[0].model_dump(mode="json")
         choice["index"] = index
         first["choices"].append(choice)

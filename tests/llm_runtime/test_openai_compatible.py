@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import openai
 import pytest
 
+from byzer_agents import LLM
 from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
 from byzer_agents.exceptions import ModelCallError
 from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend
@@ -141,6 +142,15 @@ def test_the_request_model_overrides_the_backend_model(
     backend.chat(ask("hi", model="other-model"))
     assert base_url.bodies()[0]["model"] == "other-model"
     assert scripted.requests[0].model == "other-model"
+
+
+def test_a_request_for_the_backends_name_asks_the_endpoint_for_its_model(
+    scripted: ScriptedBackend, base_url: ServerURL
+) -> None:
+    scripted.add("ok")
+    llm = LLM.from_openai(model="scripted", name="my-alias", base_url=base_url, api_key=KEY)
+    assert llm.chat_oai("hi")[0].output == "ok"  # the loop asks for "my-alias"...
+    assert base_url.bodies()[0]["model"] == "scripted"  # ... the endpoint is asked for its model
 
 
 def test_native_tool_calls_arrive_as_sdk_tool_calls(

@@ -229,3 +229,28 @@ def test_the_key_never_reaches_the_log(
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=server.url, api_key=KEY + "x", max_retries=0).models.list()
     assert KEY not in caplog.text
+
+
+def test_how_an_answer_was_retried_stays_off_the_wire() -> None:
+    from byzer_agents.chat.call_attempts import CALL_ATTEMPTS_FIELD, attach_call_attempts
+    from byzer_agents.exceptions import CallAttempt
+    from byzer_agents.types import make_completion
+
+    def retried(request) -> object:  # type: ignore[no-untyped-def]
+        return attach_call_attempts(
+            make_completion(model=MODEL, content="after a retry"),
+            [
+                CallAttempt(
+                    deployment=MODEL, attempt=1, latency_s=0.1, error="HTTP 500", status_code=500
+                ),
+                CallAttempt(deployment=MODEL, attempt=2, latency_s=0.1),
+            ],
+        )
+
+    backend = ScriptedBackend([retried, retried], model=MODEL)
+    with BackgroundServer(LLM.from_backend(backend, model=MODEL)) as server:
+        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "x"}]})
+        status, answer = http("POST", server.url + "/chat/completions", body.encode())
+    assert status == 200, answer
+    assert answer["choices"][0]["message"]["content"] == "after a retry"
+    assert CALL_ATTEMPTS_FIELD not in json.dumps(answer)
