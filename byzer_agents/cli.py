@@ -1,15 +1,23 @@
-"""The ``byzer-agents`` command: manage the local Ray cluster, deploy and talk to models, and run
-the quickstart (what ``make run`` shows)."""
+"""The ``byzer-agents`` command: manage the local Ray cluster, deploy and talk to models, score them
+(``eval bfcl``), and run the quickstart (what ``make run`` shows)."""
 
 from __future__ import annotations
 
+import enum
 import json
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from byzer_agents.evals import EvalReport
 
 app = typer.Typer(help="Deploy, serve and talk to models: tool-calling agents with typed answers.")
+eval_app = typer.Typer(help="Score a model on evaluation data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 console = Console()
 
 
@@ -147,6 +155,178 @@ def quickstart() -> None:
     from byzer_agents.quickstart import run
 
     run(console)
+
+
+class _EvalToolChoice(str, enum.Enum):
+    auto = "auto"
+    required = "required"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="BYZER_AGENTS_API_KEY",
+            help="Require 'Authorization: Bearer KEY' (or env BYZER_AGENTS_API_KEY).",
+            show_default=False,
+        ),
+    ] = None,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body.")] = 8.0,
+) -> None:
+    """Serve every deployed model over the OpenAI API (chat, completions, embeddings, models)."""
+    try:
+        from byzer_agents.serve import serve as run_server
+    except ModuleNotFoundError as missing:
+        raise typer.BadParameter(
+            f"the server needs {missing.name}: pip install 'byzer-agents[serve]'"
+        ) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]listening on {host}: reachable beyond this machine[/yellow]")
+    if api_key is None:
+        console.print("no --api-key: any local client may call the models")
+    console.print(f"serving on http://{host}:{port}/v1")
+    run_server(
+        _llm(), host=host, port=port, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20)
+    )
+
+
+@eval_app.command("bfcl")
+def eval_bfcl(
+    model: Annotated[
+        str,
+        typer.Option(help="A deployment on the local Ray, or the model's name at --base-url"),
+    ],
+    category: Annotated[
+        list[str] | None,
+        typer.Option(help="A BFCL category (repeat the option for several); default: the five"),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Cases per category, evenly spaced (the same ones every run)"),
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Write one JSON line per case here")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="A BFCL-format directory (bfcl_eval/data); default: the shipped one"),
+    ] = None,
+    constrained: Annotated[
+        bool,
+        typer.Option(
+            "--constrained/--no-constrained",
+            help="Hold tool calls to the tools' schemas (local models), or let them write freely",
+        ),
+    ] = True,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="An OpenAI-compatible endpoint; without it --model is a deployment"),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="OPENAI_API_KEY", show_default=False, help="The key for --base-url"),
+    ] = None,
+    tool_choice: Annotated[
+        _EvalToolChoice,
+        typer.Option(help="auto (BFCL's way), or required: force a call (irrelevance then fails)"),
+    ] = _EvalToolChoice.auto,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer")] = 256,
+) -> None:
+    """Score MODEL on BFCL-format data with BFCL's AST rules: accuracy per category, the share of
+    answers holding no readable call, and seconds per case."""
+    from byzer_agents.evals import SHIPPED_CATEGORIES, load_cases, run_bfcl
+
+    try:
+        cases = [
+            case
+            for name in category or SHIPPED_CATEGORIES
+            for case in load_cases(name, data_dir=data_dir, limit=limit)
+        ]
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    llm = _eval_llm(model, base_url, api_key)
+    progress = _eval_progress()
+    with progress:
+        task = progress.add_task(f"{model}: 0 correct", total=len(cases))
+        correct = 0
+
+        def advance(record: Any) -> None:
+            nonlocal correct
+            correct += record.correct
+            progress.update(task, advance=1, description=f"{model}: {correct} correct")
+
+        report = run_bfcl(
+            llm,
+            cases,
+            model=model,
+            constrained_decoding=constrained,
+            tool_choice="required" if tool_choice is _EvalToolChoice.required else "auto",
+            llm_config={"max_tokens": max_tokens},
+            on_case=advance,
+        )
+    console.print(_bfcl_table(report))
+    if report.ast_summary is not None:
+        console.print(f"AST summary (mean of the call categories): {report.ast_summary:.1%}")
+    if output is not None:
+        console.print(f"wrote {len(report.records)} records to {report.write_jsonl(output)}")
+
+
+def _eval_llm(model: str, base_url: str | None, api_key: str | None) -> Any:
+    from byzer_agents import LLM
+
+    if base_url is not None:
+        return LLM.from_openai(model=model, base_url=base_url, api_key=api_key)
+    llm = _llm()
+    if not llm.is_model_exist(model):
+        console.print(
+            f"[red]no deployment named {model!r} (deployed: {llm.list_models()}); deploy one "
+            f"with `byzer-agents deploy default --name {model}`, or give --base-url[/red]"
+        )
+        raise typer.Exit(2)
+    return llm
+
+
+def _eval_progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _bfcl_table(report: EvalReport) -> Table:
+    mode = "constrained" if report.constrained_decoding else "unconstrained"
+    table = Table(title=f"BFCL, {report.model} ({mode}, tool_choice={report.tool_choice})")
+    table.add_column("category", no_wrap=True)
+    for column in ("correct", "accuracy", "unparseable", "errors", "s/case"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for score in report.categories:
+        share = score.unparseable_share
+        table.add_row(
+            score.category,
+            f"{score.correct}/{score.cases}",
+            f"{score.accuracy:.1%}",
+            "-" if share is None else f"{share:.1%}",
+            str(score.model_errors),
+            f"{score.median_seconds:.2f}",
+        )
+    share = report.unparseable_share
+    table.add_section()
+    table.add_row(
+        "all",
+        f"{sum(record.correct for record in report.records)}/{len(report.records)}",
+        f"{report.accuracy:.1%}",
+        "-" if share is None else f"{share:.1%}",
+        str(sum(score.model_errors for score in report.categories)),
+        f"{report.median_seconds:.2f}",
+    )
+    return table
 
 
 if __name__ == "__main__":

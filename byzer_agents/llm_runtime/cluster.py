@@ -37,6 +37,9 @@ _LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_DEDUP_LOGS": "1",
+    # Ray starts workers at nice 15; a model replica is the work here, not background work, and
+    # at nice 15 it lost half its decode speed to any other process on a 2-core machine.
+    "RAY_worker_niceness": "0",
 }
 
 

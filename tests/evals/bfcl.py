@@ -1,18 +1,18 @@
-"""Load the BFCL V4 data shipped in tests/data/bfcl (Apache-2.0, see its LICENSE)."""
+"""Test helpers over the BFCL V4 data the package ships (byzer_agents/evals/data/bfcl, Apache-2.0,
+see its LICENSE), read through the product's own loader."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-BFCL_DIR = Path(__file__).resolve().parent.parent / "data" / "bfcl"
-CATEGORIES = ("simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance")
+from byzer_agents.evals import BFCL_DATA_DIR, SHIPPED_CATEGORIES, BfclCase, load_cases
+from byzer_agents.evals.dataset import read_jsonl
+
+BFCL_DIR = BFCL_DATA_DIR
+CATEGORIES = SHIPPED_CATEGORIES
 ANSWERED_CATEGORIES = CATEGORIES[:-1]
-OMITTED = object()
-"""An argument whose acceptable values include ``""``: it may be left out."""
 
 
 @dataclass(frozen=True)
@@ -24,24 +24,51 @@ class GroundTruthCall:
     """Argument name -> acceptable values (``""`` among them: may be left out)."""
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                yield json.loads(line)
-
-
 def entries(category: str) -> Iterator[dict[str, Any]]:
+    """The raw entries of a category, as BFCL writes them."""
     return read_jsonl(BFCL_DIR / f"BFCL_v4_{category}.json")
 
 
 def ground_truth_calls(category: str) -> Iterator[GroundTruthCall]:
-    functions = {entry["id"]: entry["function"] for entry in entries(category)}
-    for answer in read_jsonl(BFCL_DIR / "possible_answer" / f"BFCL_v4_{category}.json"):
-        by_name = {function["name"]: function for function in functions[answer["id"]]}
-        for call in answer["ground_truth"]:
+    for case in load_cases(category):
+        by_name = {function["name"]: function for function in case.functions}
+        for call in case.ground_truth:
             ((name, arguments),) = call.items()
-            yield GroundTruthCall(answer["id"], by_name[name], arguments)
+            yield GroundTruthCall(case.id, by_name[name], arguments)
+
+
+def first_choice_calls(case: BfclCase, *, minimal: bool = False) -> list[dict[str, dict[str, Any]]]:
+    """The case's expected calls as a model that answered right would write them (BFCL's decoded
+    form): each argument's first acceptable value. ``minimal``: optional arguments (``""`` among
+    their values, and not required by the function) are left out instead.
+
+    Arguments the function does not declare are left out: BFCL lists a few (parallel_multiple_26
+    puts its transactions' ``type`` beside them), and its checker refuses them."""
+    calls = []
+    for call in case.ground_truth:
+        ((name, arguments),) = call.items()
+        (function,) = (f for f in case.functions if f["name"] == name)
+        properties = function["parameters"].get("properties", {})
+        required = function["parameters"].get("required", [])
+        chosen = {}
+        for argument, values in arguments.items():
+            choices = [value for value in values if value != ""]
+            optional = "" in values and argument not in required
+            if argument in properties and choices and not (minimal and optional):
+                chosen[argument] = _first_choice(choices[0], properties[argument])
+        calls.append({name: chosen})
+    return calls
+
+
+def _first_choice(value: Any, schema: dict[str, Any]) -> Any:
+    """BFCL writes each key of a dict argument (and of each dict in a list of them) as a list of
+    acceptable values, one level deep: take the first of each, leaving out a key whose is ``""``."""
+    if schema.get("type") == "dict" and isinstance(value, dict):
+        return {key: inner[0] for key, inner in value.items() if inner and inner[0] != ""}
+    items = schema.get("items") or {}
+    if isinstance(value, list) and items.get("type") == "dict":
+        return [_first_choice(item, items) for item in value]
+    return value
 
 
 def acceptable(values: list[Any], schema: dict[str, Any]) -> list[Any]:

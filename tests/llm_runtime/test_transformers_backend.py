@@ -329,3 +329,31 @@ def test_a_closed_backend_refuses_requests(converted_chat_model: Conversion) -> 
 
     with pytest.raises(RuntimeError, match="closed"):
         backend.chat(ask("Hi", max_tokens=1))
+
+
+def test_auto_tool_choice_reads_a_call_written_as_the_prompt_shows(
+    chat_backend: TransformersBackend,
+) -> None:
+    # The prompt format shows calls in a fenced JSON block; a model that copies it takes the
+    # grammar's free-text branch, and the call must still come back as a tool call.
+    from byzer_agents.llm_runtime.backends.transformers_backend import _Generated
+
+    weather = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+    prepared = chat_backend._prepare(
+        ask("What is the weather in Paris?", tools=[weather], tool_choice="auto")
+    )
+    fenced = (
+        '```json\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}\n```'
+    )
+    content, calls = chat_backend._message(prepared, _Generated([1], fenced, "stop"))
+    assert prepared.constraint is not None and prepared.constraint.allows_text
+    assert content is None
+    assert [(call.function.name, call.function.arguments) for call in calls] == [
+        ("get_weather", '{"city": "Paris"}')
+    ]

@@ -458,6 +458,10 @@ class TransformersBackend:
                 )
                 return text, []
             content, calls = constraint.to_message(text)
+            if not calls and constraint.allows_text and (written := tool_calls_in_text(text)):
+                # tool_choice "auto": a model that writes its call as the prompt format shows
+                # (a fenced JSON block) takes the free-text branch; read the call from the text.
+                return None, written
             return content, [make_tool_call(name, arguments) for name, arguments in calls]
         if prepared.offers_tools and (calls := tool_calls_in_text(generated.text)):
             return None, calls
