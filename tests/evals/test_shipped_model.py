@@ -46,11 +46,11 @@ def test_forced_constrained_calls_always_parse_and_fit_the_cases_functions(
     assert report.unparseable_share == 0.0
 
 
-def test_unconstrained_answers_are_the_models_own_text(llm: LLM, cases: list[BfclCase]) -> None:
-    config = {"max_tokens": 24}
-    constrained = run_bfcl(llm, cases[:1], model=NAME, llm_config=config).records[0]
+def test_unconstrained_answers_are_scored_too(llm: LLM, cases: list[BfclCase]) -> None:
+    # That the switch turns the grammar off is tested at the backend
+    # (tests/llm_runtime/test_transformers_constraint_switch.py); here: the eval runs that way.
     free = run_bfcl(
-        llm, cases[:1], model=NAME, constrained_decoding=False, llm_config=config
+        llm, cases[:1], model=NAME, constrained_decoding=False, llm_config={"max_tokens": 24}
     ).records[0]
     assert free.error_kind != "model_error", free.reason
-    assert free.output != constrained.output
+    assert free.output
