@@ -3,13 +3,12 @@ synchronous callers, ``adrive`` for asyncio. Backend failures reach the flow as 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 from byzer_agents.chat.execution import arun_tools, run_tools
 from byzer_agents.chat.flows import Flow, ModelCall, ModelReply, RunTools
-from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
+from byzer_agents.chat.protocol import ChatBackend, achat
 from byzer_agents.chat.results import LLMResponse
 from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.exceptions import ModelCallError
@@ -53,10 +52,7 @@ async def adrive(
         if isinstance(effect, ModelCall):
             start = time.perf_counter()
             try:
-                if isinstance(backend, AsyncChatBackend):
-                    completion = await backend.achat(effect.request)
-                else:
-                    completion = await asyncio.to_thread(backend.chat, effect.request)
+                completion = await achat(backend, effect.request)
                 outcome = (_reply(completion, start), None)
             except Exception as exc:
                 outcome = (None, _as_model_error(tracer.model, exc))

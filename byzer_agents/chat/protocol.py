@@ -3,13 +3,14 @@ or behind HTTP. The chat loop depends on this and nothing else of a backend."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
 
-__all__ = ["AsyncChatBackend", "Capabilities", "ChatBackend"]
+__all__ = ["AsyncChatBackend", "Capabilities", "ChatBackend", "achat", "astream"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,27 @@ class AsyncChatBackend(Protocol):
     async def achat(self, request: ChatRequest) -> ChatCompletion: ...
 
     def astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]: ...
+
+
+async def achat(backend: ChatBackend, request: ChatRequest) -> ChatCompletion:
+    """``backend``'s answer without blocking the event loop: its own ``achat`` where it has one,
+    else its ``chat`` on a worker thread."""
+    if isinstance(backend, AsyncChatBackend):
+        return await backend.achat(request)
+    return await asyncio.to_thread(backend.chat, request)
+
+
+async def astream(backend: ChatBackend, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
+    """``backend``'s chunks without blocking the event loop: its own ``astream`` where it has
+    one, else its ``stream`` read one chunk at a time on a worker thread."""
+    if isinstance(backend, AsyncChatBackend):
+        async for chunk in backend.astream(request):
+            yield chunk
+        return
+    chunks = iter(backend.stream(request))
+
+    def next_chunk() -> ChatCompletionChunk | None:
+        return next(chunks, None)
+
+    while (item := await asyncio.to_thread(next_chunk)) is not None:
+        yield item

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, create_model
 
 from byzer_agents.chat.parsing import parse_partial_json
-from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
+from byzer_agents.chat.protocol import ChatBackend, astream
 from byzer_agents.prompts.schema import type_adapter
 from byzer_agents.types import ChatCompletionChunk, ChatRequest
 
@@ -32,22 +32,8 @@ def stream_text(backend: ChatBackend, request: ChatRequest) -> Iterator[str]:
 
 
 async def astream_text(backend: ChatBackend, request: ChatRequest) -> AsyncIterator[str]:
-    if isinstance(backend, AsyncChatBackend):
-        async for chunk in backend.astream(request):
-            text = _delta(chunk)
-            if text:
-                yield text
-        return
-    # A sync-only backend streams in a worker thread, one chunk at a time.
-    import asyncio
-
-    iterator = iter(backend.stream(request))
-
-    def next_chunk() -> ChatCompletionChunk | None:
-        return next(iterator, None)
-
-    while (item := await asyncio.to_thread(next_chunk)) is not None:
-        text = _delta(item)
+    async for chunk in astream(backend, request):
+        text = _delta(chunk)
         if text:
             yield text
 

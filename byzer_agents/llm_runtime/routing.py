@@ -32,7 +32,6 @@ failed ones and which deployment answered.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from byzer_agents.chat.call_attempts import attach_call_attempts, take_call_attempts
-from byzer_agents.chat.protocol import AsyncChatBackend, Capabilities, ChatBackend
+from byzer_agents.chat.protocol import Capabilities, ChatBackend, achat, astream
 from byzer_agents.exceptions import CallAttempt, ModelCallError, ModelCoolingDownError
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
 
@@ -161,11 +160,7 @@ class FallbackRouter:
         for name, backend in call.candidates():
             start = time.perf_counter()
             try:
-                addressed = _addressed(request, name)
-                if isinstance(backend, AsyncChatBackend):
-                    completion = await backend.achat(addressed)
-                else:
-                    completion = await asyncio.to_thread(backend.chat, addressed)
+                completion = await achat(backend, _addressed(request, name))
             except Exception as error:
                 call.failed(name, error, start)
                 continue
@@ -193,7 +188,7 @@ class FallbackRouter:
         call = _Call(self)
         for name, backend in call.candidates():
             start = time.perf_counter()
-            chunks = _async_chunks(backend, _addressed(request, name))
+            chunks = astream(backend, _addressed(request, name))
             try:
                 first = await anext(chunks, None)
             except Exception as error:
@@ -316,22 +311,6 @@ def _addressed(request: ChatRequest, name: str) -> ChatRequest:
     """The request as sent to deployment ``name``: a request names the deployment it is for,
     which maps it to its own provider's model."""
     return request if request.model == name else request.model_copy(update={"model": name})
-
-
-async def _async_chunks(
-    backend: ChatBackend, request: ChatRequest
-) -> AsyncIterator[ChatCompletionChunk]:
-    if isinstance(backend, AsyncChatBackend):
-        async for chunk in backend.astream(request):
-            yield chunk
-        return
-    chunks = iter(backend.stream(request))
-
-    def next_chunk() -> ChatCompletionChunk | None:
-        return next(chunks, None)
-
-    while (item := await asyncio.to_thread(next_chunk)) is not None:
-        yield item
 
 
 def with_fallbacks(

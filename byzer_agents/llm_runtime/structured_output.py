@@ -34,12 +34,25 @@ __all__ = [
     "tool_calls_in_text",
     "tool_calls_schema",
     "tool_calls_schema_of",
+    "wants_constraint",
 ]
 
 # "additionalProperties" said outright: xgrammar's strict mode reads a bare {"type": "object"}
 # reached through a $ref as "{}" only.
 ANY_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
 _LITERAL_PREFIXES = ("t", "tr", "tru", "f", "fa", "fal", "fals", "n", "nu", "nul")
+
+
+def wants_constraint(request: ChatRequest) -> bool:
+    """Whether a request lets the engine constrain it: ``request.extra["constrained_decoding"]``
+    (``llm_config={"constrained_decoding": False}``), true when absent; a bool, or "true" / "false"
+    as settings from SQL or a shell arrive."""
+    value = request.extra.get("constrained_decoding", True)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise ValueError(f"llm_config constrained_decoding must be true or false; got {value!r}")
+    return value
 
 
 def output_spec(request: ChatRequest, *, max_new_tokens: int) -> OutputSpec | None:

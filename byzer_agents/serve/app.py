@@ -25,10 +25,10 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import SecretStr
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 
 from byzer_agents.chat.call_attempts import take_call_attempts
-from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
+from byzer_agents.chat.protocol import ChatBackend, achat, astream
 from byzer_agents.exceptions import ModelCallError, ModelNotFoundError
 from byzer_agents.serve.bodies import ChatCompletionsBody, CompletionsBody, EmbeddingsBody
 from byzer_agents.serve.errors import APIError, bad_request, error_response, model_not_found
@@ -128,7 +128,7 @@ class _API:
             return self._sse(model, backend, request, body.include_usage, _chat_chunk)
         with self.limits.hold(model, self._capacity(backend)):
             completions = await _called(
-                asyncio.gather(*(_achat(backend, request) for _ in range(body.n)))
+                asyncio.gather(*(achat(backend, request) for _ in range(body.n)))
             )
         return _merged(model, completions)
 
@@ -154,7 +154,7 @@ class _API:
         with self.limits.hold(body.model, self._capacity(backend)):
             for prompt, request in zip(prompts, requests, strict=True):
                 for _ in range(body.n):
-                    completion = await _called(_achat(backend, request))
+                    completion = await _called(achat(backend, request))
                     take_call_attempts(completion)
                     choice = completion.choices[0]
                     text = choice.message.content or ""
@@ -219,7 +219,7 @@ class _API:
 
         async def events() -> AsyncIterator[str]:
             try:
-                async for chunk in _astream(backend, request):
+                async for chunk in astream(backend, request):
                     if chunk.usage is not None and not include_usage:
                         if not chunk.choices:
                             continue
@@ -243,23 +243,6 @@ class _API:
 
 
 # --- calling the backends ---------------------------------------------------------------------
-
-
-async def _achat(backend: ChatBackend, request: ChatRequest) -> ChatCompletion:
-    if isinstance(backend, AsyncChatBackend):
-        return await backend.achat(request)
-    return await run_in_threadpool(backend.chat, request)
-
-
-async def _astream(
-    backend: ChatBackend, request: ChatRequest
-) -> AsyncIterator[ChatCompletionChunk]:
-    if isinstance(backend, AsyncChatBackend):
-        async for chunk in backend.astream(request):
-            yield chunk
-        return
-    async for chunk in iterate_in_threadpool(backend.stream(request)):
-        yield chunk
 
 
 async def _called(call: Awaitable[Any]) -> Any:

@@ -23,24 +23,13 @@ from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest, make_chunk
 from tests.openai_server import ServerURL, serve_backend
+from tests.tool_definitions import WEATHER
 
 T = TypeVar("T")
 
 KEY = "sk-test-right-key-0123456789"
 PLANTED = "sk-planted-SECRET-do-not-show-4242"
 
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 ANSWER_SCHEMA = {
     "type": "json_schema",
     "json_schema": {

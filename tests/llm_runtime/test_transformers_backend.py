@@ -16,19 +16,7 @@ from byzer_agents.llm_runtime.backends.transformers_backend import TransformersB
 from byzer_agents.llm_runtime.models import default_chat_model
 from byzer_agents.types import ChatCompletion, ChatRequest
 from tests.llm_runtime.conftest import Conversion
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+from tests.tool_definitions import WEATHER
 
 
 def ask(text: str, **fields: Any) -> ChatRequest:
@@ -338,15 +326,8 @@ def test_auto_tool_choice_reads_a_call_written_as_the_prompt_shows(
     # grammar's free-text branch, and the call must still come back as a tool call.
     from byzer_agents.llm_runtime.backends.transformers_backend import _Generated
 
-    weather = {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-        },
-    }
     prepared = chat_backend._prepare(
-        ask("What is the weather in Paris?", tools=[weather], tool_choice="auto")
+        ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto")
     )
     fenced = (
         '```json\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}\n```'

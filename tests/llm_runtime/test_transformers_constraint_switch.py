@@ -10,19 +10,7 @@ import pytest
 
 from byzer_agents.llm_runtime.backends.transformers_backend import TransformersBackend
 from byzer_agents.types import ChatRequest
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
+from tests.tool_definitions import WEATHER
 
 
 def weather_request(**extra: Any) -> ChatRequest:

@@ -16,25 +16,10 @@ from byzer_agents.llm_runtime.models import default_chat_model, default_embeddin
 
 pytest.importorskip("fastapi", reason="the server needs the serve extra")
 from byzer_agents.serve import BackgroundServer
+from tests.tool_definitions import WEATHER_WITH_UNIT as WEATHER_TOOL
 
 CHAT = "serve-smollm2"
 EMBEDDER = "serve-minilm"
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["city"],
-            "additionalProperties": False,
-        },
-    },
-}
 
 
 class City(BaseModel):

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from byzer_agents.llm_runtime.models import DEFAULT_CHAT_MODEL, default_chat_model
 from byzer_agents.types import ChatRequest
+from tests.tool_definitions import WEATHER_WITH_UNIT as WEATHER_TOOL
 
 pytest.importorskip("vllm", reason="needs vLLM: `make test-vllm` runs these in .venv-vllm")
 
@@ -26,24 +27,6 @@ GREEDY = {"temperature": 0, "max_tokens": 48}
 class City(BaseModel):
     name: str
     country: str
-
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Get the current weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "city": {"type": "string"},
-                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
-            },
-            "required": ["city"],
-            "additionalProperties": False,
-        },
-    },
-}
 
 
 def ask(text: str, **fields: object) -> ChatRequest:

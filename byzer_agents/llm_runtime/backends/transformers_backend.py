@@ -49,7 +49,7 @@ from transformers.generation import (
 from byzer_agents.chat.protocol import Capabilities
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
-from byzer_agents.llm_runtime.structured_output import tool_calls_in_text
+from byzer_agents.llm_runtime.structured_output import tool_calls_in_text, wants_constraint
 from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
 from byzer_agents.types import (
     ChatCompletion,
@@ -432,7 +432,7 @@ class TransformersBackend:
     def _constraint(self, request: ChatRequest, max_new_tokens: int) -> Any:
         """The grammar for ``request``; None without one, or when the request turns it off with
         ``llm_config={"constrained_decoding": False}`` (the model then writes freely)."""
-        if not self._capabilities.constrained_decoding or not _wants_constraint(request):
+        if not self._capabilities.constrained_decoding or not wants_constraint(request):
             return None
         from byzer_agents.llm_runtime import constrained
 
@@ -844,17 +844,6 @@ def _stops(request: ChatRequest) -> tuple[str, ...]:
     if any(not stop for stop in stops):
         raise ValueError(f"stop strings must not be empty; got {list(stops)!r}")
     return stops
-
-
-def _wants_constraint(request: ChatRequest) -> bool:
-    """``request.extra["constrained_decoding"]``: true when absent; a bool, or "true" / "false"
-    as settings from SQL or a shell arrive."""
-    value = request.extra.get("constrained_decoding", True)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if not isinstance(value, bool):
-        raise ValueError(f"llm_config constrained_decoding must be true or false; got {value!r}")
-    return value
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> str | None:

@@ -36,7 +36,12 @@ from openai.types.completion_usage import CompletionUsage
 from byzer_agents.chat.protocol import Capabilities
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
-from byzer_agents.llm_runtime.structured_output import OutputSpec, output_spec, tool_calls_in_text
+from byzer_agents.llm_runtime.structured_output import (
+    OutputSpec,
+    output_spec,
+    tool_calls_in_text,
+    wants_constraint,
+)
 from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
 from byzer_agents.types import (
     ChatRequest,
@@ -294,7 +299,7 @@ class VLLMBackend:
             )
         max_tokens = min(request.max_tokens or DEFAULT_MAX_TOKENS, room)
         spec = None
-        if request.extra.get("constrained_decoding", True) is not False:
+        if wants_constraint(request):
             spec = output_spec(request, max_new_tokens=max_tokens)
         params = SamplingParams(
             temperature=float(request.temperature or 0.0),
