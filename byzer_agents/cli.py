@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,12 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from byzer_agents.finetune.cli import finetune_app
+
 if TYPE_CHECKING:
     from byzer_agents.evals import EvalReport
 
 app = typer.Typer(help="Deploy, serve and talk to models: tool-calling agents with typed answers.")
 eval_app = typer.Typer(help="Score a model on evaluation data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+app.add_typer(finetune_app, name="finetune")
 console = Console()
 
 
@@ -232,6 +237,9 @@ def eval_bfcl(
         typer.Option(help="auto (BFCL's way), or required: force a call (irrelevance then fails)"),
     ] = _EvalToolChoice.auto,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer")] = 256,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Cases asked at once (a local deployment batches them)")
+    ] = 1,
 ) -> None:
     """Score MODEL on BFCL-format data with BFCL's AST rules: accuracy per category, the share of
     answers holding no readable call, and seconds per case."""
@@ -248,14 +256,25 @@ def eval_bfcl(
         raise typer.Exit(2) from None
     llm = _eval_llm(model, base_url, api_key)
     progress = _eval_progress()
-    with progress:
+    # Each record is appended as it comes, so an interrupted run keeps what it scored; the
+    # finished report rewrites the file in the cases' order.
+    partial = output.open("w", encoding="utf-8") if output is not None else None
+    with progress, contextlib.ExitStack() as cleanup:
+        if partial is not None:
+            cleanup.callback(partial.close)
         task = progress.add_task(f"{model}: 0 correct", total=len(cases))
         correct = 0
+        lock = threading.Lock()
 
         def advance(record: Any) -> None:
             nonlocal correct
-            correct += record.correct
-            progress.update(task, advance=1, description=f"{model}: {correct} correct")
+            with lock:
+                correct += record.correct
+                progress.update(task, advance=1, description=f"{model}: {correct} correct")
+                if partial is not None:
+                    partial.write(json.dumps(record.to_json(), ensure_ascii=False, default=str))
+                    partial.write("\n")
+                    partial.flush()
 
         report = run_bfcl(
             llm,
@@ -265,6 +284,7 @@ def eval_bfcl(
             tool_choice="required" if tool_choice is _EvalToolChoice.required else "auto",
             llm_config={"max_tokens": max_tokens},
             on_case=advance,
+            concurrency=concurrency,
         )
     console.print(_bfcl_table(report))
     if report.ast_summary is not None:

@@ -13,6 +13,8 @@ __all__ = [
     "ByzerAgentsError",
     "CallAttempt",
     "ExtractionError",
+    "FinetuneDataError",
+    "FinetuneError",
     "ModelCallError",
     "ModelCoolingDownError",
     "ModelNotFoundError",
@@ -76,6 +78,28 @@ class ToolArgumentsError(ByzerAgentsError, ValueError):
         self.errors = errors
         details = "; ".join(str(error) for error in errors)
         super().__init__(f"invalid arguments for tool {tool_name!r}: {details}")
+
+
+class FinetuneError(ByzerAgentsError, ValueError):
+    """A fine-tune job was asked for with settings that cannot work (named, with what would)."""
+
+
+class FinetuneDataError(FinetuneError):
+    """Training data that cannot be used: empty, malformed, or missing what the job needs.
+
+    ``source`` names the file (or trace run, or dataset) and ``line`` the line or row, from 1;
+    ``field`` the offending field (``"messages.2.tool_calls"``), when one is to blame.
+    """
+
+    def __init__(
+        self, message: str, *, source: str = "", line: int | None = None, field: str = ""
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.field = field
+        where = source + (f":{line}" if line is not None else "")
+        prefix = ", ".join(part for part in (where, f"field {field!r}" if field else "") if part)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
 class PromptTemplateError(ByzerAgentsError, ValueError):

@@ -21,10 +21,12 @@ from typing import Any, Literal
 __all__ = [
     "BFCL_DATA_DIR",
     "CATEGORIES",
+    "HELDOUT_PER_CATEGORY",
     "SHIPPED_CATEGORIES",
     "BfclCase",
     "CheckKind",
     "check_kind",
+    "heldout_ids",
     "load_cases",
     "read_jsonl",
 ]
@@ -45,6 +47,9 @@ CATEGORIES = (
 )
 """The single-turn Python categories BFCL scores with its AST checker; the live ones need a data
 directory that holds them (``data_dir``)."""
+
+HELDOUT_PER_CATEGORY = 30
+"""Cases per category in the project's fixed eval slice (``heldout_ids``)."""
 
 CheckKind = Literal["simple", "multiple", "parallel", "irrelevance"]
 
@@ -115,6 +120,27 @@ def load_cases(
     answers = _possible_answers(root, category)
     selected = _evenly_spaced(entries, limit)
     return [_case(entry, category, answers) for entry in selected]
+
+
+def heldout_ids(
+    categories: Sequence[str] = SHIPPED_CATEGORIES,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    per_category: int = HELDOUT_PER_CATEGORY,
+) -> frozenset[str]:
+    """The ids of the project's own fixed eval slice, which training data must exclude.
+
+    Per category, the ``per_category`` cases ``load_cases(category, limit=per_category)`` picks:
+    evenly spaced through the file, so the same every run (``byzer-agents eval bfcl --limit 30``
+    scores exactly these). A model fine-tuned on BFCL data is scored on them, so
+    ``dataset_from_bfcl(exclude_ids=heldout_ids())`` keeps them out of its training data: a score
+    on cases the model was trained on would measure memory, not skill.
+    """
+    return frozenset(
+        case.id
+        for category in categories
+        for case in load_cases(category, data_dir=data_dir, limit=per_category)
+    )
 
 
 def _possible_answers(root: Path, category: str) -> dict[str, list[Any]]:

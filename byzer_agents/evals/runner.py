@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
 from byzer_agents.chat.parsing import ParsedToolCall, parse_tool_calls
@@ -43,6 +44,7 @@ def run_bfcl(
     tool_choice: EvalToolChoice = "auto",
     llm_config: Mapping[str, Any] | None = None,
     on_case: Callable[[CaseRecord], None] | None = None,
+    concurrency: int = 1,
 ) -> EvalReport:
     """Ask ``model`` (``llm``'s default when None) every case in turn and score the answers.
 
@@ -50,18 +52,28 @@ def run_bfcl(
     tolerant parsing then reads the calls from its text); endpoints without constrained decoding
     ignore it. ``tool_choice="required"`` forces a call in every case. ``llm_config`` is laid over
     ``DEFAULT_LLM_CONFIG``. ``on_case`` hears each record as it is made (for progress).
+    ``concurrency`` cases are asked at once (a local deployment batches them); the report keeps
+    the cases' order, and greedy answers do not depend on it.
     """
     if tool_choice not in ("auto", "required"):
         raise ValueError(f"tool_choice must be 'auto' or 'required', got {tool_choice!r}")
     config = {**DEFAULT_LLM_CONFIG, **(llm_config or {})}
     if not constrained_decoding:
         config["constrained_decoding"] = False
-    records = []
-    for case in cases:
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be 1 or more cases at once, got {concurrency}")
+
+    def ask(case: BfclCase) -> CaseRecord:
         record = run_case(llm, case, model=model, tool_choice=tool_choice, llm_config=config)
-        records.append(record)
         if on_case is not None:
             on_case(record)
+        return record
+
+    if concurrency == 1:
+        records = [ask(case) for case in cases]
+    else:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="bfcl") as pool:
+            records = list(pool.map(ask, cases))
     return EvalReport(
         model=model or llm.get_meta().get("model", "default"),
         constrained_decoding=constrained_decoding,

@@ -1,0 +1,1 @@
+"""Recipes: end-to-end scripts built on byzer_agents (data generation, fine-tuning runs)."""

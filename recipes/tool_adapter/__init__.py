@@ -1,0 +1,1 @@
+"""The tool-calling LoRA adapter for SmolLM2-135M-Instruct: synthetic apps, their cases, traces."""
