@@ -131,20 +131,20 @@ def _unseen_case(
 def split_cases(
     cases: Sequence[SyntheticCase], eval_fraction: float, seed: int = 0
 ) -> tuple[list[SyntheticCase], list[SyntheticCase]]:
-    """(train, eval): ``eval_fraction`` of each app's cases of each category (rounded, at least
-    one where there are two or more) go to eval, chosen by ``seed``."""
+    """(train, eval): ``eval_fraction`` of each category's cases (rounded, at least one where
+    there are two or more) go to eval, chosen by ``seed`` across the apps."""
     if not 0 <= eval_fraction < 1:
         raise ValueError(f"eval_fraction must be in [0, 1), got {eval_fraction}")
     rng = random.Random(seed)
-    groups: dict[tuple[str, str], list[SyntheticCase]] = {}
+    groups: dict[str, list[SyntheticCase]] = {}
     for case in cases:
-        groups.setdefault((case.app, case.category), []).append(case)
+        groups.setdefault(case.category, []).append(case)
     held_out: set[str] = set()
-    carry = 0.0  # rounding left over from earlier groups, so the total comes out right
-    for group in groups.values():
-        wanted = len(group) * eval_fraction + carry
-        count = min(len(group) - 1, round(wanted)) if len(group) > 1 else 0
-        carry = wanted - count
+    for category in sorted(groups):
+        group = groups[category]
+        count = max(1, round(len(group) * eval_fraction)) if len(group) > 1 else 0
+        if eval_fraction == 0:
+            count = 0
         held_out.update(case.id for case in rng.sample(group, count))
     train = [case for case in cases if case.id not in held_out]
     evaluation = [case for case in cases if case.id in held_out]

@@ -101,8 +101,9 @@ def test_no_user_message_is_in_both_train_and_eval(cases: list[SyntheticCase]) -
     train, evaluation = split_cases(cases, 0.13, seed=0)
     assert len(train) + len(evaluation) == len(cases)
     assert {c.user_message for c in train}.isdisjoint(c.user_message for c in evaluation)
-    per_app = Counter(case.app for case in evaluation)
-    assert set(per_app) == {app.name for app in APPS} and min(per_app.values()) >= 5
+    per_category = Counter(case.category for case in evaluation)
+    assert set(per_category) == set(CATEGORIES) and min(per_category.values()) >= 5
+    assert {case.app for case in evaluation} == {app.name for app in APPS}
 
 
 def test_numbers_in_words_and_paraphrased_enums_appear(cases: list[SyntheticCase]) -> None:
