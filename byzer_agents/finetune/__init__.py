@@ -12,12 +12,12 @@ if TYPE_CHECKING:
     from byzer_agents.finetune.api import logs, sft, status
     from byzer_agents.finetune.bfcl_data import dataset_from_bfcl
     from byzer_agents.finetune.config import TrainingConfig
-    from byzer_agents.finetune.jobs import JobStatus
     from byzer_agents.finetune.data import load_training_data
     from byzer_agents.finetune.examples import ChatExample, DatasetSplit
+    from byzer_agents.finetune.jobs import JobStatus
     from byzer_agents.finetune.sources import dataset_from_hf, read_jsonl_examples
-    from byzer_agents.finetune.trainer import TrainingResult
     from byzer_agents.finetune.traces_data import dataset_from_traces
+    from byzer_agents.finetune.trainer import TrainingResult
 
 # name -> the module that defines it, imported on first use.
 _LAZY = {

@@ -24,6 +24,12 @@ from pydantic import (
 )
 
 from byzer_agents.llm_runtime.infer_backend import InferBackend
+from byzer_agents.llm_runtime.peft_adapter import (
+    adapter_base,
+    check_adapter_dir,
+    is_adapter_dir,
+    read_adapter,
+)
 from byzer_agents.llm_runtime.saas.providers import SAAS_PROVIDERS, saas_provider
 from byzer_agents.llm_runtime.saas.settings import REVEAL_SECRETS, SaasParams, parse_saas_params
 
@@ -113,8 +119,22 @@ class InferParams(BaseModel):
     """vLLM: no CUDA graphs (faster start, slower decoding)."""
     kernel_inject: bool | None = None
     """DeepSpeed: inject its fused CUDA kernels (default: on CUDA only)."""
+    adapter: str | None = None
+    """A PEFT (LoRA) adapter directory applied to the model ``model_path`` names (transformers
+    and DeepSpeed backends); its absolute path. A ``model_path`` that is itself an adapter
+    directory needs no ``adapter``: it is served on the base its config names."""
     saas: SaasParams | None = None
     """The ``saas.*`` keys, for ``saas/<provider>`` deployments only."""
+
+    @field_validator("adapter", mode="before")
+    @classmethod
+    def _adapter_directory(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        try:
+            return str(check_adapter_dir(str(value)))
+        except OSError as exc:
+            raise ValueError(f"{exc}; give the directory train_sft wrote (LoRA)") from None
 
     @field_validator("quantization", mode="before")
     @classmethod
@@ -165,6 +185,7 @@ _BACKEND_ONLY_PARAMS = {
     InferBackend.VLLM: ("gpu_memory_utilization", "max_num_seqs", "enforce_eager"),
     InferBackend.DeepSpeed: ("kernel_inject",),
 }
+_ADAPTER_BACKENDS = (InferBackend.Transformers, InferBackend.DeepSpeed)
 
 
 class DeploymentSpec(BaseModel):
@@ -219,6 +240,12 @@ class DeploymentSpec(BaseModel):
                     f"infer_params {misplaced} apply to infer_backend {backend.value!r} only; "
                     f"this deployment uses {self.infer_backend.value!r}"
                 )
+        if self.infer_params.adapter and self.infer_backend not in _ADAPTER_BACKENDS:
+            raise ValueError(
+                f"infer_params adapter applies to infer_backend 'transformers' and 'deepspeed' "
+                f"only; this deployment uses {self.infer_backend.value!r} (merge the adapter "
+                "first: byzer_agents.finetune.merge)"
+            )
         if self.infer_params.quantization and self.infer_backend is not InferBackend.Transformers:
             raise ValueError(
                 f"quantization={self.infer_params.quantization!r} is available with infer_backend "
@@ -239,6 +266,31 @@ class DeploymentSpec(BaseModel):
         path = Path(self.model_path)
         if not path.exists():
             raise FileNotFoundError(f"model_path {self.model_path!r} does not exist")
+        if self.model_type.kind == "chat":
+            self._check_adapter_model_path(path)
         gguf = self.infer_params.gguf_file
         if gguf and not (path / gguf).exists():
             raise FileNotFoundError(f"gguf_file {gguf!r} is not in {self.model_path!r}")
+
+    def _check_adapter_model_path(self, path: Path) -> None:
+        """A ``model_path`` that is a PEFT adapter: its base must be found here, and the engine
+        must apply adapters."""
+        if not is_adapter_dir(path):
+            return
+        where = f"model_path {self.model_path!r} is a LoRA adapter"
+        if self.infer_backend not in _ADAPTER_BACKENDS:
+            raise ValueError(
+                f"{where}, which infer_backend {self.infer_backend.value!r} does not apply; use "
+                "'transformers' or 'deepspeed', or merge it first (byzer_agents.finetune.merge)"
+            )
+        if self.infer_params.adapter:
+            raise ValueError(
+                f"{where}; infer_params adapter={self.infer_params.adapter!r} would be a second "
+                "one: give the base model as model_path instead"
+            )
+        if self.infer_params.gguf_file:
+            raise ValueError(f"{where}; gguf_file applies to a directory of GGUF files only")
+        try:
+            adapter_base(read_adapter(path))
+        except (OSError, ValueError) as exc:
+            raise FileNotFoundError(f"{where} whose base cannot be found: {exc}") from None

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from byzer_agents.chat.protocol import ChatBackend
@@ -73,12 +74,20 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
         "num_threads": params.num_threads or max(1, math.ceil(spec.cpus_per_worker)),
         "max_batch_size": params.max_batch_size,
     }
-    checkpoint = resolve_checkpoint(spec.model_path, params.gguf_file)
+    from byzer_agents.llm_runtime.peft_adapter import is_adapter_dir
+
+    options["adapter"] = params.adapter
+    # An adapter directory is recognised by the backend, which finds the base it names.
+    model: str | Path = (
+        spec.model_path
+        if is_adapter_dir(spec.model_path)
+        else resolve_checkpoint(spec.model_path, params.gguf_file)
+    )
     if spec.infer_backend is InferBackend.DeepSpeed:
         from byzer_agents.llm_runtime.backends.deepspeed_backend import DeepSpeedBackend
 
-        return DeepSpeedBackend(checkpoint, kernel_inject=params.kernel_inject, **options)
-    return TransformersBackend(checkpoint, quantization=params.quantization, **options)
+        return DeepSpeedBackend(model, kernel_inject=params.kernel_inject, **options)
+    return TransformersBackend(model, quantization=params.quantization, **options)
 
 
 class ModelWorker:

@@ -70,7 +70,11 @@ def build_data(recipe: dict[str, Any], work_dir: Path) -> tuple[Any, dict[str, A
     if any(category.startswith("live") for category in categories):
         raise SystemExit("the recipe must not train on BFCL's live categories")
     held_out = heldout_ids(categories)
-    bfcl = dataset_from_bfcl(None, categories, exclude_ids=held_out)
+    bfcl = _sampled(
+        dataset_from_bfcl(None, categories, exclude_ids=held_out),
+        recipe["bfcl"].get("per_category", {}),
+        seed,
+    )
     traces = dataset_from_traces(store_path, eval_fraction=0, seed=seed).train
     training = recipe["training"]
     split = split_examples(
@@ -90,6 +94,22 @@ def build_data(recipe: dict[str, Any], work_dir: Path) -> tuple[Any, dict[str, A
         "eval_examples": len(split.eval),
     }
     return split, summary
+
+
+def _sampled(examples: list[Any], per_category: dict[str, int], seed: int) -> list[Any]:
+    """At most ``per_category[c]`` examples of each category ``c``, drawn with ``seed``: the
+    recipe's budget of training tokens on a 2-core CPU (categories not named are kept whole)."""
+    import random
+
+    rng = random.Random(seed)
+    by_category: dict[str, list[Any]] = collections.defaultdict(list)
+    for example in examples:
+        by_category[str(example.metadata.get("category"))].append(example)
+    kept = []
+    for category, group in by_category.items():
+        limit = per_category.get(category)
+        kept += group if limit is None or limit >= len(group) else rng.sample(group, limit)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> None:

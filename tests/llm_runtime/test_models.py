@@ -161,3 +161,48 @@ def test_converted_checkpoint_gives_the_logits_of_the_gguf_file(
 
     assert got.shape == expected.shape == (1, inputs["input_ids"].shape[1], 49152)
     assert torch.allclose(got, expected, atol=1e-5, rtol=1e-5)
+
+
+# --- the shipped tool-calling adapter ----------------------------------------------------------
+
+
+def test_tool_model_until_built_says_how_to_build_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byzer_agents.llm_runtime import models
+
+    monkeypatch.setattr(models, "TOOL_ADAPTER_DIR", tmp_path / "smollm2-tool-calling")
+
+    with pytest.raises(FileNotFoundError, match="make train-tool-adapter"):
+        models.default_tool_model()
+
+
+def test_tool_model_is_the_adapter_directory_once_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from byzer_agents.llm_runtime import models
+
+    adapter = tmp_path / "smollm2-tool-calling"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "x"}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    monkeypatch.setattr(models, "TOOL_ADAPTER_DIR", adapter)
+
+    assert models.default_tool_model() == adapter
+
+
+def test_tool_model_ships_inside_the_package() -> None:
+    from byzer_agents.llm_runtime import models
+
+    package = Path(models.__file__).parent
+    assert package / "adapters" / "smollm2-tool-calling" == models.TOOL_ADAPTER_DIR
+    assert models.DEFAULT_TOOL_MODEL == "SmolLM2-135M-Instruct-tools"
+
+
+def test_the_shipped_models_are_importable_from_byzer_agents_models() -> None:
+    from byzer_agents import models
+    from byzer_agents.llm_runtime import models as runtime_models
+
+    assert models.default_tool_model is runtime_models.default_tool_model
+    assert models.default_chat_model is runtime_models.default_chat_model
+    assert models.DEFAULT_TOOL_MODEL == "SmolLM2-135M-Instruct-tools"

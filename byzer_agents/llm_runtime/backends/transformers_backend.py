@@ -49,6 +49,13 @@ from transformers.generation import (
 from byzer_agents.chat.protocol import Capabilities
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
+from byzer_agents.llm_runtime.peft_adapter import (
+    AdapterSource,
+    adapter_base,
+    apply_adapter,
+    is_adapter_dir,
+    read_adapter,
+)
 from byzer_agents.llm_runtime.structured_output import tool_calls_in_text, wants_constraint
 from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
 from byzer_agents.types import (
@@ -151,6 +158,10 @@ class TransformersBackend:
     ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None picks CUDA when present. ``chat_template`` is used
     when the tokenizer ships none (else ChatML). ``quantization``: ``"4"`` or ``"8"`` bits through
     bitsandbytes. ``num_threads`` sets torch's CPU threads for the whole process.
+
+    ``adapter``: a PEFT (LoRA) adapter directory applied to the model ``model_path`` names. A
+    ``model_path`` that is itself an adapter directory is served on the base its
+    ``adapter_config.json`` names (see ``peft_adapter``).
     """
 
     def __init__(
@@ -166,6 +177,7 @@ class TransformersBackend:
         quantization: Literal["4", "8"] | None = None,
         max_batch_size: int = 8,
         batch_wait_ms: float = 5.0,
+        adapter: str | Path | None = None,
     ) -> None:
         if not model_name:
             raise ValueError("model_name must name the deployment, e.g. 'SmolLM2-135M-Instruct'")
@@ -197,7 +209,8 @@ class TransformersBackend:
         if num_threads is not None:
             torch.set_num_threads(num_threads)
 
-        self.checkpoint = resolve_checkpoint(model_path)
+        self.adapter, base = _adapter_and_base(model_path, adapter)
+        self.checkpoint = resolve_checkpoint(base)
         self._tokenizer = AutoTokenizer.from_pretrained(str(self.checkpoint), local_files_only=True)
         self._tokenizer_lock = threading.RLock()
         self._model = self._load_model()
@@ -244,6 +257,13 @@ class TransformersBackend:
             # float32 inputs; the cast is its design, not a problem to report per token.
             warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
         model: Any = AutoModelForCausalLM.from_pretrained(str(self.checkpoint), **options)
+        if self.adapter is not None:
+            # Merged in memory: decoding then costs what the base costs (no LoRA matmuls beside
+            # every adapted layer) and the model is a plain transformers model again, which
+            # DeepSpeed-Inference wraps like any other. A deployment serves one adapter, so
+            # PEFT's adapter switching is not needed. Quantized bases keep the adapter unmerged:
+            # merging would round its update into the 4/8-bit weights.
+            model = apply_adapter(model, self.adapter.path, merge=self.quantization is None)
         if self.quantization is None:
             model = model.to(self.device)
         model.eval()
@@ -367,6 +387,11 @@ class TransformersBackend:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
             "quantization": self.quantization,
+            "adapter": (
+                {**self.adapter.describe(), "merged": self.quantization is None}
+                if self.adapter is not None
+                else None
+            ),
             "num_threads": torch.get_num_threads(),
             "max_batch_size": self.max_batch_size,
             "batch_wait_ms": self.batch_wait_ms,
@@ -763,6 +788,23 @@ class _TokenStreamer(BaseStreamer):
 
 
 # --- settings and prompts ----------------------------------------------------------------------
+
+
+def _adapter_and_base(
+    model_path: str | Path, adapter: str | Path | None
+) -> tuple[AdapterSource | None, str | Path]:
+    """The adapter to apply (if any) and what the base model is loaded from."""
+    if adapter is not None:
+        if is_adapter_dir(model_path):
+            raise ValueError(
+                f"model_path {str(model_path)!r} is itself an adapter; give its base model as "
+                f"model_path to apply the adapter {str(adapter)!r}, or drop adapter"
+            )
+        return read_adapter(adapter, base=str(model_path)), model_path
+    if is_adapter_dir(model_path):
+        found = read_adapter(model_path)
+        return found, adapter_base(found)
+    return None, model_path
 
 
 def _check_positive(name: str, value: int | None, *, allow_none: bool = False) -> None:

@@ -1,0 +1,191 @@
+"""``byzer-agents finetune``: train a model on your data and follow the job.
+
+A typer sub-app (``finetune_app``) that ``byzer_agents.cli`` mounts under ``finetune``. Add a
+command with ``@command("name")`` (its docstring becomes its ``--help``); errors from the
+library (``FinetuneError``) are shown with ``_fail`` and exit code 2.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+__all__ = ["finetune_app"]
+
+finetune_app = typer.Typer(
+    help="Fine-tune a model on your data (SFT with LoRA, QLoRA or all weights) and follow the "
+    "jobs. Jobs run on the local Ray; `sft --detach` returns a job id at once.",
+    no_args_is_help=True,
+)
+console = Console()
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def command(name: str) -> Callable[[_Command], _Command]:
+    """Register a ``finetune`` sub-command whose ``--help`` is its docstring, paragraphs
+    reflowed (typer keeps a docstring's line breaks) and ``Example:`` lines kept as written."""
+
+    def register(function: _Command) -> _Command:
+        text = inspect.cleandoc(function.__doc__ or "")
+        paragraphs = [
+            part if part.startswith("    ") else re.sub(r"\s*\n\s*", " ", part)
+            for part in text.split("\n\n")
+        ]
+        return finetune_app.command(name, help="\n\n".join(paragraphs))(function)
+
+    return register
+
+
+def _fail(error: Exception) -> NoReturn:
+    console.print(f"[red]{error}[/red]", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@command("sft")
+def sft_command(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Training data: a .jsonl file (OpenAI / sharegpt / alpaca records), a trace "
+            "store (.db) or a BFCL directory"
+        ),
+    ],
+    output_dir: Annotated[
+        Path,
+        typer.Option(help="Where the adapter (or model), checkpoints, loss.png and logs go"),
+    ],
+    base_model: Annotated[
+        str,
+        typer.Option(help="SmolLM2-135M-Instruct (shipped), a Hugging Face directory or a GGUF"),
+    ] = "SmolLM2-135M-Instruct",
+    method: Annotated[
+        str | None, typer.Option(help="lora, qlora (4-bit base) or full; default lora")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps (overrides --epochs)")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per step, per worker")] = None,
+    lora_r: Annotated[int | None, typer.Option(help="LoRA rank")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Longest sequence, in tokens")] = None,
+    save_steps: Annotated[
+        int | None, typer.Option(help="A checkpoint every this many steps")
+    ] = None,
+    deepspeed: Annotated[
+        Path | None, typer.Option(help="A DeepSpeed JSON config (ZeRO stage, optimizer ...)")
+    ] = None,
+    num_workers: Annotated[
+        int | None, typer.Option(help="Data-parallel workers (Ray Train) when above 1")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A JSON or TOML file of settings; the flags above win over it"),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Print the job id and return; the job runs on")
+    ] = False,
+) -> None:
+    """Fine-tune a model on tool-calling chats (supervised fine-tuning).
+
+    Runs as a job on the local Ray, with a progress bar; checkpoints, metrics.jsonl, loss.png
+    and TensorBoard files go to OUTPUT_DIR. Running the same command again resumes from the
+    newest checkpoint there.
+
+    Example:
+
+        byzer-agents finetune sft --data traces.db --output-dir runs/a --epochs 3
+
+        byzer-agents finetune sft --data t.jsonl --output-dir runs/b --detach
+    """
+    from byzer_agents.exceptions import FinetuneError
+    from byzer_agents.finetune.api import sft
+
+    settings: dict[str, Any] = {
+        "max_steps": max_steps,
+        "num_epochs": epochs,
+        "learning_rate": lr,
+        "batch_size": batch_size,
+        "lora_r": lora_r,
+        "max_length": max_length,
+        "save_steps": save_steps,
+        "deepspeed": str(deepspeed) if deepspeed is not None else None,
+        "num_workers": num_workers,
+    }
+    chosen = {key: value for key, value in settings.items() if value is not None}
+    try:
+        if detach:
+            job_id = sft(
+                data, base_model, output_dir, method, config=config, detached=True, **chosen
+            )
+            console.print(f"started fine-tune job {job_id}")
+            console.print(f"follow it with: byzer-agents finetune status {job_id}")
+            return
+        result = sft(data, base_model, output_dir, method, config=config, **chosen)
+    except FinetuneError as error:
+        _fail(error)
+    loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
+    console.print(
+        f"trained {result.kind} ({result.method}) for {result.steps} steps in "
+        f"{result.seconds:.0f} s, train loss {loss}; saved in {result.output_dir}"
+    )
+
+
+@command("status")
+def status_command(
+    job_id: Annotated[str, typer.Argument(help="The id `sft --detach` printed")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON")] = False,
+) -> None:
+    """Show where a fine-tune job stands: queued, running (step of total, last loss),
+    succeeded, or failed (with its error).
+
+    Example:
+
+        byzer-agents finetune status sft-20261202-101500-a1b2c3
+    """
+    from byzer_agents.exceptions import FinetuneError
+    from byzer_agents.finetune.api import status
+
+    try:
+        job = status(job_id)
+    except FinetuneError as error:
+        _fail(error)
+    if as_json:
+        console.print_json(json.dumps(job.model_dump()))
+        return
+    console.print(f"{job.job_id}: {job.describe()}", soft_wrap=True)
+    console.print(f"output_dir: {job.output_dir}", soft_wrap=True)
+    if job.state == "failed":
+        raise typer.Exit(1)
+
+
+@command("logs")
+def logs_command(
+    job_id: Annotated[str, typer.Argument(help="The id `sft --detach` printed")],
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines")] = None,
+) -> None:
+    """Print what a fine-tune job has written to its log so far (the trainer's progress,
+    warnings, the error of a failed job).
+
+    Example:
+
+        byzer-agents finetune logs sft-20261202-101500-a1b2c3 --tail 20
+    """
+    from byzer_agents.exceptions import FinetuneError
+    from byzer_agents.finetune.api import logs
+
+    try:
+        text = logs(job_id)
+    except FinetuneError as error:
+        _fail(error)
+    lines = text.replace("\r", "\n").splitlines()
+    if tail is not None:
+        lines = lines[-tail:]
+    typer.echo("\n".join(lines))
