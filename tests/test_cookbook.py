@@ -9,9 +9,12 @@ from pathlib import Path
 COOKBOOK = Path(__file__).resolve().parent.parent / "cookbook"
 
 
-def run_script(name: str, *args: str) -> str:
+def run_script(name: str, *args: str, timeout: float = 120) -> str:
     result = subprocess.run(
-        [sys.executable, str(COOKBOOK / name), *args], capture_output=True, text=True, timeout=120
+        [sys.executable, str(COOKBOOK / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -88,3 +91,16 @@ def test_saas_models_retry_fall_back_and_cool_down(ray_cluster: object) -> None:
     assert "cookbook-saas-down" not in calls[1].split("the down provider")[0]  # skipped
     assert "the down provider saw 4 requests" in output
     assert "undeployed cookbook-saas and cookbook-saas-down" in output
+
+
+def test_finetune_on_traces_records_trains_deploys_and_asks(
+    tmp_path: Path, ray_cluster: object
+) -> None:
+    output = run_script("07_finetune_on_traces.py", "--work-dir", str(tmp_path), timeout=900)
+    assert f"recorded 8 runs in {tmp_path / 'traces.db'}" in output
+    assert "trained adapter (lora) for 4 steps" in output
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "adapter" / "loss.png").read_bytes().startswith(b"\x89PNG")
+    assert "deployed cookbook-tuned: adapter on SmolLM2-135M-Instruct" in output
+    assert "calls: [" in output or "answer: " in output
+    assert "verdict: right" in output or "verdict: wrong" in output

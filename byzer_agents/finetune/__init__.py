@@ -1,5 +1,9 @@
 """Fine-tuning: turn traces, chat files, BFCL data or Hugging Face datasets into checked training
-chats (``load_training_data``), and train on them.
+chats (``load_training_data``), and train on them as jobs on the local Ray: ``sft`` (LoRA, QLoRA,
+full; DeepSpeed ZeRO; Ray Train workers), ``pretrain`` (raw text, packed), ``merge`` (an adapter
+into its base), ``convert_deepspeed`` (a ZeRO checkpoint into a Hugging Face directory), with
+``status`` and ``logs`` to follow a job from any process. ``train_sft`` / ``train_pretrain`` run
+the same training in this process.
 
 Importing this package is light: every name loads on first use, so ``import
 byzer_agents.finetune`` pulls in none of torch, transformers, datasets or trl.
@@ -9,15 +13,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from byzer_agents.finetune.api import logs, sft, status
+    from byzer_agents.finetune.api import convert_deepspeed, logs, pretrain, sft, status
     from byzer_agents.finetune.bfcl_data import dataset_from_bfcl
     from byzer_agents.finetune.config import TrainingConfig
     from byzer_agents.finetune.data import load_training_data
     from byzer_agents.finetune.examples import ChatExample, DatasetSplit
     from byzer_agents.finetune.jobs import JobStatus
+    from byzer_agents.finetune.merge import merge
+    from byzer_agents.finetune.pretrain import train_pretrain
     from byzer_agents.finetune.sources import dataset_from_hf, read_jsonl_examples
     from byzer_agents.finetune.traces_data import dataset_from_traces
-    from byzer_agents.finetune.trainer import TrainingResult
+    from byzer_agents.finetune.trainer import TrainingResult, train_sft
 
 # name -> the module that defines it, imported on first use.
 _LAZY = {
@@ -31,6 +37,11 @@ _LAZY = {
     "sft": "byzer_agents.finetune.api",
     "status": "byzer_agents.finetune.api",
     "logs": "byzer_agents.finetune.api",
+    "pretrain": "byzer_agents.finetune.api",
+    "convert_deepspeed": "byzer_agents.finetune.api",
+    "merge": "byzer_agents.finetune.merge",
+    "train_sft": "byzer_agents.finetune.trainer",
+    "train_pretrain": "byzer_agents.finetune.pretrain",
     "TrainingConfig": "byzer_agents.finetune.config",
     "TrainingResult": "byzer_agents.finetune.trainer",
     "JobStatus": "byzer_agents.finetune.jobs",
@@ -56,12 +67,17 @@ __all__ = [
     "JobStatus",
     "TrainingConfig",
     "TrainingResult",
+    "convert_deepspeed",
     "dataset_from_bfcl",
     "dataset_from_hf",
     "dataset_from_traces",
     "load_training_data",
     "logs",
+    "merge",
+    "pretrain",
     "read_jsonl_examples",
     "sft",
     "status",
+    "train_pretrain",
+    "train_sft",
 ]

@@ -18,7 +18,7 @@ from byzer_agents.finetune.config import TrainingConfig
 from byzer_agents.finetune.jobs import JobStatus, read_log, read_status, start_job, wait_for_job
 from byzer_agents.finetune.trainer import RUN_RECORD, TrainingResult
 
-__all__ = ["load_config_file", "logs", "sft", "status"]
+__all__ = ["convert_deepspeed", "load_config_file", "logs", "pretrain", "sft", "status"]
 
 
 @overload
@@ -95,6 +95,63 @@ def sft(
         return job.job_id
     finished = wait_for_job(job.job_id, show_progress=show_progress)
     return _result(finished)
+
+
+def pretrain(
+    texts: Any,
+    base_model: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    method: str | None = None,
+    *,
+    config: TrainingConfig | dict[str, Any] | str | os.PathLike[str] | None = None,
+    detached: bool = False,
+    show_progress: bool = True,
+    **settings: Any,
+) -> TrainingResult | str:
+    """Continued pretraining (Byzer-LLM's ``sfft``) of ``base_model`` on raw text, packed into
+    ``max_length`` blocks, run as a job like ``sft`` (same outputs, resume, progress, ``status``
+    and ``logs``).
+
+    Args:
+        texts: strings, ``.txt`` files, JSONL files with a ``"text"`` field, or directories of
+            them (see ``pretrain.read_texts``).
+        base_model, output_dir, method, config, detached, show_progress, **settings: as ``sft``.
+    """
+    from byzer_agents.finetune.base_model import resolve_base_model
+    from byzer_agents.finetune.pretrain import read_texts
+
+    if isinstance(config, str | os.PathLike):
+        config = load_config_file(config)
+    checked = TrainingConfig.build(config, method=method, **settings)
+    base = resolve_base_model(base_model)
+    documents = read_texts(texts)
+    job = start_job(documents, base.reference, Path(output_dir), checked, kind="pretrain")
+    if detached:
+        return job.job_id
+    return _result(wait_for_job(job.job_id, show_progress=show_progress))
+
+
+def convert_deepspeed(
+    checkpoint_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    base_model: str | os.PathLike[str] | None = None,
+    detached: bool = False,
+) -> Path | str:
+    """Byzer-LLM's ``convert``: a DeepSpeed ZeRO checkpoint (a ``checkpoint-N`` directory, or a
+    training output directory: its newest) consolidated into a safetensors Hugging Face
+    directory at ``output_dir``, run as a job (``detached=True`` returns its id).
+    ``convert.convert_deepspeed`` does the same in this process."""
+    source = Path(checkpoint_dir).expanduser().resolve()
+    if not source.is_dir():
+        raise FinetuneError(f"checkpoint_dir {str(source)!r} is not a directory")
+    payload = {"checkpoint_dir": str(source), "base_model": base_model}
+    reference = str(base_model) if base_model is not None else str(source)
+    job = start_job(payload, reference, Path(output_dir), TrainingConfig(), kind="convert")
+    if detached:
+        return job.job_id
+    finished = wait_for_job(job.job_id, show_progress=False)
+    return Path(finished.output_dir)
 
 
 def status(job_id: str) -> JobStatus:

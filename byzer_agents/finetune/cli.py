@@ -189,3 +189,119 @@ def logs_command(
     if tail is not None:
         lines = lines[-tail:]
     typer.echo("\n".join(lines))
+
+
+@command("pretrain")
+def pretrain_command(
+    text: Annotated[
+        list[Path],
+        typer.Option(help='Raw text: .txt files, JSONL with a "text" field, or directories'),
+    ],
+    output_dir: Annotated[
+        Path, typer.Option(help="Where the adapter (or model), checkpoints and logs go")
+    ],
+    base_model: Annotated[
+        str,
+        typer.Option(help="SmolLM2-135M-Instruct (shipped), a Hugging Face directory or a GGUF"),
+    ] = "SmolLM2-135M-Instruct",
+    method: Annotated[str | None, typer.Option(help="lora (default) or full")] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(help="Stop after this many steps (overrides --epochs)")
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the text")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per packed block")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A JSON or TOML file of settings; the flags above win over it"),
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Print the job id and return; the job runs on")
+    ] = False,
+) -> None:
+    """Continue pretraining a model on raw text (Byzer-LLM's sfft): the documents are packed
+    into blocks of --max-length tokens. A job on the local Ray, like sft: same outputs, resume
+    and status/logs.
+
+    Example:
+
+        byzer-agents finetune pretrain --text notes/ --output-dir runs/domain --max-steps 200
+    """
+    from byzer_agents.exceptions import FinetuneError
+    from byzer_agents.finetune.api import pretrain
+
+    settings: dict[str, Any] = {
+        "max_steps": max_steps,
+        "num_epochs": epochs,
+        "learning_rate": lr,
+        "max_length": max_length,
+    }
+    chosen = {key: value for key, value in settings.items() if value is not None}
+    try:
+        outcome = pretrain(
+            text, base_model, output_dir, method, config=config, detached=detach, **chosen
+        )
+    except FinetuneError as error:
+        _fail(error)
+    if isinstance(outcome, str):
+        console.print(f"started pretraining job {outcome}")
+        console.print(f"follow it with: byzer-agents finetune status {outcome}")
+        return
+    console.print(
+        f"pretrained {outcome.kind} ({outcome.method}) for {outcome.steps} steps in "
+        f"{outcome.seconds:.0f} s; saved in {outcome.output_dir}"
+    )
+
+
+@command("merge")
+def merge_command(
+    adapter_dir: Annotated[Path, typer.Argument(help="A LoRA adapter directory (sft's output)")],
+    output_dir: Annotated[Path, typer.Argument(help="Where the merged model is written")],
+    dtype: Annotated[
+        str, typer.Option(help="float32, bfloat16 or float16 weights in the output")
+    ] = "float32",
+) -> None:
+    """Merge a LoRA adapter into its base model and write a safetensors Hugging Face directory
+    that `byzer-agents deploy` serves like any model.
+
+    Example:
+
+        byzer-agents finetune merge runs/a merged/a
+    """
+    from byzer_agents.exceptions import FinetuneError
+    from byzer_agents.finetune.merge import merge
+
+    try:
+        written = merge(adapter_dir, output_dir, dtype=dtype)
+    except FinetuneError as error:
+        _fail(error)
+    console.print(f"merged {adapter_dir} into its base: {written}", soft_wrap=True)
+
+
+@command("convert")
+def convert_command(
+    checkpoint_dir: Annotated[
+        Path,
+        typer.Argument(help="A DeepSpeed checkpoint-N directory, or a run's output directory"),
+    ],
+    output_dir: Annotated[Path, typer.Argument(help="Where the Hugging Face directory goes")],
+    base_model: Annotated[
+        str | None,
+        typer.Option(help="Where to take config and tokenizer from, if the checkpoint lacks them"),
+    ] = None,
+) -> None:
+    """Consolidate a DeepSpeed ZeRO checkpoint into a safetensors Hugging Face directory
+    (Byzer-LLM's convert). Runs as a job on the local Ray.
+
+    Example:
+
+        byzer-agents finetune convert runs/zero2/checkpoint-200 models/zero2
+    """
+    from byzer_agents.exceptions import FinetuneError
+    from byzer_agents.finetune.api import convert_deepspeed
+
+    try:
+        written = convert_deepspeed(checkpoint_dir, output_dir, base_model=base_model)
+    except FinetuneError as error:
+        _fail(error)
+    console.print(f"converted {checkpoint_dir}: {written}", soft_wrap=True)

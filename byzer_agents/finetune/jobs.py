@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,6 +59,8 @@ __all__ = [
 JOB_RECORD = "job.json"
 TENSORBOARD_DIR = "tensorboard"
 JobState = Literal["queued", "running", "succeeded", "failed"]
+JobKind = Literal["sft", "pretrain", "convert"]
+JOB_KINDS: tuple[JobKind, ...] = ("sft", "pretrain", "convert")
 _ACTOR_PREFIX = "finetune#"
 _FINISHED = ("succeeded", "failed")
 
@@ -67,7 +69,7 @@ class JobStatus(BaseModel):
     """Where a fine-tune job stands, as its ``job.json`` says."""
 
     job_id: str
-    kind: str = "sft"
+    kind: JobKind = "sft"
     state: JobState
     output_dir: str
     base_model: str
@@ -129,9 +131,23 @@ def read_log(job_id: str) -> str:
 
 
 def start_job(
-    data: DatasetSplit, base_model: str, output_dir: Path, config: TrainingConfig
+    data: Any,
+    base_model: str,
+    output_dir: Path,
+    config: TrainingConfig,
+    *,
+    kind: JobKind = "sft",
 ) -> JobStatus:
-    """Start an SFT job on the local Ray and return its queued status at once."""
+    """Start a job on the local Ray and return its queued status at once. ``kind`` says what it
+    runs on ``data``: ``"sft"`` (a ``DatasetSplit``), ``"pretrain"`` (``pretrain.Document``s)
+    or ``"convert"`` (``{"checkpoint_dir": ...}``: a DeepSpeed checkpoint to consolidate)."""
+    if kind not in JOB_KINDS:
+        raise FinetuneError(f"unknown job kind {kind!r}; the kinds are {list(JOB_KINDS)}")
+    if kind != "sft" and config.num_workers > 1:
+        raise FinetuneError(
+            f"num_workers={config.num_workers}: Ray Train workers run SFT jobs only; a {kind} "
+            "job runs in one worker"
+        )
     from byzer_agents.llm_runtime.cluster import NAMESPACE, connect
 
     output = output_dir.expanduser().resolve()
@@ -141,11 +157,12 @@ def start_job(
 
     actor_cpus = config.cpus_per_worker if config.num_workers == 1 else 0
     _check_resources(config)
-    job_id = f"sft-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
     now = time.time()
     output.mkdir(parents=True, exist_ok=True)
     status = JobStatus(
         job_id=job_id,
+        kind=kind,
         state="queued",
         output_dir=str(output),
         base_model=base_model,
@@ -363,7 +380,7 @@ def run_job(payload: dict[str, Any]) -> JobStatus:
     a failure of the training: that is recorded in the status."""
     status = JobStatus.model_validate(payload["status"])
     config = TrainingConfig.model_validate(payload["config"])
-    data: DatasetSplit = payload["data"]
+    data: Any = payload["data"]
     _redirect_output(Path(status.log_path))
     _say(f"=== fine-tune job {status.job_id}: {status.method} of {status.base_model} ===")
     status = status.model_copy(
@@ -408,14 +425,26 @@ def run_job(payload: dict[str, Any]) -> JobStatus:
     return status
 
 
-def _train_here(
-    status: JobStatus, config: TrainingConfig, data: DatasetSplit, progress: Any
-) -> Any:
+def _train_here(status: JobStatus, config: TrainingConfig, data: Any, progress: Any) -> Any:
+    """Run the job's task in this process: the trainer for ``sft`` and ``pretrain`` (with the
+    monitor's progress, metrics.jsonl, loss.png and TensorBoard), the consolidation for
+    ``convert``."""
     from byzer_agents.finetune.monitor import TrainingMonitor
+
+    if status.kind == "convert":
+        from byzer_agents.finetune.convert import convert_deepspeed
+
+        convert_deepspeed(
+            data["checkpoint_dir"], status.output_dir, base_model=data.get("base_model")
+        )
+        return _Converted()
+    from byzer_agents.finetune.pretrain import train_pretrain
     from byzer_agents.finetune.trainer import train_sft
 
+    train: Callable[..., Any] = train_pretrain if status.kind == "pretrain" else train_sft
+
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(Path(status.output_dir) / TENSORBOARD_DIR)
-    return train_sft(
+    return train(
         data,
         status.base_model,
         status.output_dir,
@@ -423,6 +452,12 @@ def _train_here(
         callbacks=[TrainingMonitor(status.output_dir, progress)],
         report_to=["tensorboard"],
     )
+
+
+class _Converted:
+    """What a convert job reports in place of a training result."""
+
+    steps = 0
 
 
 def _train_on_ray_train(

@@ -29,8 +29,8 @@ from byzer_agents.finetune.trainer import (
     _plain_loss_trainer,
     _save,
     _trainable_model,
-    ensure_distributed_env,
     latest_checkpoint,
+    prepare_process,
 )
 
 __all__ = ["TEXT_SUFFIXES", "Document", "read_texts", "train_pretrain"]
@@ -162,8 +162,7 @@ def train_pretrain(
 
     output = Path(output_dir).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    if config.deepspeed is not None:
-        ensure_distributed_env()
+    prepare_process(config)
     resume = latest_checkpoint(output)
     model = _trainable_model(base.checkpoint, config)
     trainer = _pretrain_trainer(

@@ -37,6 +37,7 @@ __all__ = [
     "TrainingResult",
     "ensure_distributed_env",
     "latest_checkpoint",
+    "prepare_process",
     "train_sft",
 ]
 
@@ -122,8 +123,7 @@ def train_sft(
 
     output = Path(output_dir).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    if config.deepspeed is not None:
-        ensure_distributed_env()
+    prepare_process(config)
     resume = latest_checkpoint(output)
     model = _trainable_model(base.checkpoint, config)
     trainer = _sft_trainer(
@@ -164,6 +164,19 @@ def train_sft(
         _save(trainer, tokenizer, output, base.reference, config)
         (output / RUN_RECORD).write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
+
+
+def prepare_process(config: TrainingConfig) -> None:
+    """Ready this process for a run of ``config``: the one-process group DeepSpeed needs, or,
+    without DeepSpeed, none of what an earlier DeepSpeed run here left behind (accelerate keeps
+    ``ACCELERATE_USE_DEEPSPEED`` in the environment and its state in class attributes, and the
+    next plain run would try to start a DeepSpeed engine)."""
+    if config.deepspeed is not None:
+        ensure_distributed_env()
+    elif os.environ.pop("ACCELERATE_USE_DEEPSPEED", None) is not None:
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def ensure_distributed_env() -> None:

@@ -121,3 +121,19 @@ def test_shards_without_a_config_are_built_on_the_base_model(
     trained = load_file(str(zero_run / "model.safetensors"))
     assert all((converted[key] == trained[key]).all() for key in converted)
     assert (output / "tokenizer.json").is_file()
+
+
+def test_convert_runs_as_a_job_and_writes_the_same_directory(
+    zero_run: Path, tmp_path: Path, ray_cluster: object
+) -> None:
+    from safetensors.torch import load_file
+
+    from byzer_agents import finetune
+
+    written = finetune.convert_deepspeed(zero_run, tmp_path / "by_job")
+    direct = convert_deepspeed(zero_run, tmp_path / "direct")
+    assert Path(written) == (tmp_path / "by_job").resolve()
+    by_job = load_file(str(Path(written) / "model.safetensors"))
+    in_process = load_file(str(direct / "model.safetensors"))
+    assert by_job.keys() == in_process.keys()
+    assert all(by_job[name].equal(in_process[name]) for name in by_job)
