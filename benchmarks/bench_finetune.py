@@ -80,8 +80,25 @@ def main() -> None:
         for mode, _ in MODES
         if (records / records_name(model, dataset, mode)).is_file()
     ]
-    write_section(SECTION_HEADING, section_text(runs, args))
+    text = section_text(runs, args)
+    write_section(SECTION_HEADING, text)
     print(f"wrote {SECTION_HEADING!r} to benchmarks/RESULTS.md (records in {records})")
+    write_card_figures(text)
+
+
+def write_card_figures(section: str) -> None:
+    """The same tables in the adapter's model card, under its figures heading."""
+    from byzer_agents.llm_runtime.models import TOOL_ADAPTER_DIR
+    from recipes.tool_adapter.model_card import write_model_card
+
+    if not (TOOL_ADAPTER_DIR / "byzer_agents_finetune.json").is_file():
+        return
+    body = section.split("\n", 1)[1].replace("\n### ", "\n### ")
+    figures = (
+        "Measured by `benchmarks/bench_finetune.py` (copied from benchmarks/RESULTS.md):\n"
+        + body.strip()
+    )
+    print(f"wrote the figures into {write_model_card(TOOL_ADAPTER_DIR, figures)}")
 
 
 def run_all(args: argparse.Namespace, records: Path) -> None:

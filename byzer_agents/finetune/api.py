@@ -85,16 +85,11 @@ def sft(
     from byzer_agents.finetune.base_model import resolve_base_model
     from byzer_agents.finetune.data import load_training_data
 
-    if isinstance(config, str | os.PathLike):
-        config = load_config_file(config)
-    checked = TrainingConfig.build(config, method=method, **settings)
+    checked = _settings(config, method, settings)
     base = resolve_base_model(base_model)
     split = load_training_data(data, eval_fraction=checked.eval_fraction, seed=checked.seed)
     job = start_job(split, base.reference, Path(output_dir), checked)
-    if detached:
-        return job.job_id
-    finished = wait_for_job(job.job_id, show_progress=show_progress)
-    return _result(finished)
+    return _followed(job, detached=detached, show_progress=show_progress)
 
 
 def pretrain(
@@ -120,15 +115,11 @@ def pretrain(
     from byzer_agents.finetune.base_model import resolve_base_model
     from byzer_agents.finetune.pretrain import read_texts
 
-    if isinstance(config, str | os.PathLike):
-        config = load_config_file(config)
-    checked = TrainingConfig.build(config, method=method, **settings)
+    checked = _settings(config, method, settings)
     base = resolve_base_model(base_model)
     documents = read_texts(texts)
     job = start_job(documents, base.reference, Path(output_dir), checked, kind="pretrain")
-    if detached:
-        return job.job_id
-    return _result(wait_for_job(job.job_id, show_progress=show_progress))
+    return _followed(job, detached=detached, show_progress=show_progress)
 
 
 def convert_deepspeed(
@@ -192,6 +183,23 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise FinetuneError(f"config file {str(source)!r} must hold a table of settings")
     return settings
+
+
+def _settings(
+    config: TrainingConfig | dict[str, Any] | str | os.PathLike[str] | None,
+    method: str | None,
+    settings: dict[str, Any],
+) -> TrainingConfig:
+    if isinstance(config, str | os.PathLike):
+        config = load_config_file(config)
+    return TrainingConfig.build(config, method=method, **settings)
+
+
+def _followed(job: JobStatus, *, detached: bool, show_progress: bool) -> TrainingResult | str:
+    """The job's id at once when ``detached``, else its result once it has ended."""
+    if detached:
+        return job.job_id
+    return _result(wait_for_job(job.job_id, show_progress=show_progress))
 
 
 def _result(job: JobStatus) -> TrainingResult:

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import random
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +22,7 @@ from typing import Any
 from byzer_agents.exceptions import FinetuneDataError
 from byzer_agents.finetune.base_model import load_tokenizer, resolve_base_model
 from byzer_agents.finetune.config import TrainingConfig
-from byzer_agents.finetune.trainer import (
-    RUN_RECORD,
-    TrainingResult,
-    _plain_loss_trainer,
-    _save,
-    _trainable_model,
-    latest_checkpoint,
-    prepare_process,
-)
+from byzer_agents.finetune.trainer import TrainingResult, _plain_loss_trainer, fit_and_save
 
 __all__ = ["TEXT_SUFFIXES", "Document", "read_texts", "train_pretrain"]
 
@@ -160,51 +151,24 @@ def train_pretrain(
         len(tokenizer(doc.text, add_special_tokens=False)["input_ids"]) + 1 for doc in train_docs
     )
 
-    output = Path(output_dir).resolve()
-    output.mkdir(parents=True, exist_ok=True)
-    prepare_process(config)
-    resume = latest_checkpoint(output)
-    model = _trainable_model(base.checkpoint, config)
-    trainer = _pretrain_trainer(
-        model, tokenizer, train_docs, eval_docs, output, config, callbacks, report_to
-    )
-    if resume is not None:
-        logger.info("resuming from %s", resume)
-    started = time.perf_counter()
-    outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    seconds = time.perf_counter() - started
-
-    eval_loss = None
-    if eval_docs:
-        eval_loss = float(trainer.evaluate().get("eval_loss", float("nan")))
-    result = TrainingResult(
-        output_dir=str(output),
-        kind="model" if config.method == "full" else "adapter",
-        base_model=base.reference,
-        method=config.method,
+    return fit_and_save(
+        lambda model, output: _pretrain_trainer(
+            model, tokenizer, train_docs, eval_docs, output, config, callbacks, report_to
+        ),
+        base,
+        tokenizer,
+        output_dir,
+        config,
         train_examples=len(train_docs),
         eval_examples=len(eval_docs),
         train_tokens=train_tokens,
         truncated=0,  # packed: every token is trained on
-        steps=int(trainer.state.global_step),
-        seconds=round(seconds, 2),
-        resumed_from=str(resume) if resume else None,
-        train_loss=float(outcome.training_loss) if outcome.training_loss is not None else None,
-        eval_loss=eval_loss,
-        config=config.summary(),
-        losses=[
-            {key: float(value) for key, value in entry.items() if isinstance(value, int | float)}
-            for entry in trainer.state.log_history
-            if "loss" in entry or "eval_loss" in entry
-        ],
-        world_size=int(trainer.args.world_size),
+        record_extra=lambda trainer: {
+            "task": "pretrain",
+            "packing": "wrapped",
+            "blocks": len(trainer.train_dataset),
+        },
     )
-    if trainer.is_world_process_zero():
-        _save(trainer, tokenizer, output, base.reference, config)
-        blocks = len(trainer.train_dataset)
-        record = {**result.to_json(), "task": "pretrain", "packing": "wrapped", "blocks": blocks}
-        (output / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    return result
 
 
 def _split(

@@ -21,13 +21,18 @@ import os
 import re
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from byzer_agents.exceptions import FinetuneDataError, FinetuneError
-from byzer_agents.finetune.base_model import load_base_model, load_tokenizer, resolve_base_model
+from byzer_agents.finetune.base_model import (
+    BaseCheckpoint,
+    load_base_model,
+    load_tokenizer,
+    resolve_base_model,
+)
 from byzer_agents.finetune.config import TrainingConfig
 from byzer_agents.finetune.examples import DatasetSplit
 from byzer_agents.finetune.rendering import TrainingText, render_examples
@@ -36,6 +41,7 @@ __all__ = [
     "RUN_RECORD",
     "TrainingResult",
     "ensure_distributed_env",
+    "fit_and_save",
     "latest_checkpoint",
     "prepare_process",
     "train_sft",
@@ -121,14 +127,43 @@ def train_sft(
     eval_texts = render_examples(data.eval, template, tool_choice=config.tool_choice)
     train_tokens, truncated = _token_counts(tokenizer, train_texts, config.max_length)
 
+    return fit_and_save(
+        lambda model, output: _sft_trainer(
+            model, tokenizer, train_texts, eval_texts, output, config, callbacks, report_to
+        ),
+        base,
+        tokenizer,
+        output_dir,
+        config,
+        train_examples=len(data.train),
+        eval_examples=len(data.eval),
+        train_tokens=train_tokens,
+        truncated=truncated,
+    )
+
+
+def fit_and_save(
+    build_trainer: Callable[[Any, Path], Any],
+    base: BaseCheckpoint,
+    tokenizer: Any,
+    output_dir: str | os.PathLike[str],
+    config: TrainingConfig,
+    *,
+    train_examples: int,
+    eval_examples: int,
+    train_tokens: int,
+    truncated: int,
+    record_extra: Callable[[Any], dict[str, Any]] | None = None,
+) -> TrainingResult:
+    """The part every trainer shares: the model to train (``_trainable_model``), the trainer
+    ``build_trainer(model, output)`` makes, a resume from the newest checkpoint in
+    ``output_dir``, the eval loss, and rank 0 saving the weights and ``RUN_RECORD`` (with
+    ``record_extra(trainer)`` merged in)."""
     output = Path(output_dir).resolve()
     output.mkdir(parents=True, exist_ok=True)
     prepare_process(config)
     resume = latest_checkpoint(output)
-    model = _trainable_model(base.checkpoint, config)
-    trainer = _sft_trainer(
-        model, tokenizer, train_texts, eval_texts, output, config, callbacks, report_to
-    )
+    trainer = build_trainer(_trainable_model(base.checkpoint, config), output)
     if resume is not None:
         logger.info("resuming from %s", resume)
     started = time.perf_counter()
@@ -136,15 +171,15 @@ def train_sft(
     seconds = time.perf_counter() - started
 
     eval_loss = None
-    if eval_texts:
+    if eval_examples:
         eval_loss = float(trainer.evaluate().get("eval_loss", float("nan")))
     result = TrainingResult(
         output_dir=str(output),
         kind="model" if config.method == "full" else "adapter",
         base_model=base.reference,
         method=config.method,
-        train_examples=len(data.train),
-        eval_examples=len(data.eval),
+        train_examples=train_examples,
+        eval_examples=eval_examples,
         train_tokens=train_tokens,
         truncated=truncated,
         steps=int(trainer.state.global_step),
@@ -162,7 +197,8 @@ def train_sft(
     )
     if trainer.is_world_process_zero():
         _save(trainer, tokenizer, output, base.reference, config)
-        (output / RUN_RECORD).write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        record = {**result.to_json(), **(record_extra(trainer) if record_extra else {})}
+        (output / RUN_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return result
 
 
