@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from byzer_agents.exceptions import FinetuneError
-from byzer_agents.llm_runtime.models import DEFAULT_CHAT_MODEL, default_chat_model
+from byzer_agents.llm_runtime.models import (
+    DEFAULT_CHAT_MODEL,
+    DEFAULT_CHAT_MODEL_NAMES,
+    default_chat_model,
+)
 from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
 
 if TYPE_CHECKING:
     from byzer_agents.finetune.config import TrainingConfig
 
 __all__ = ["BaseCheckpoint", "load_base_model", "load_tokenizer", "resolve_base_model"]
-
-_DEFAULT_NAMES = frozenset({DEFAULT_CHAT_MODEL, DEFAULT_CHAT_MODEL.lower(), "default", "smollm2"})
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def resolve_base_model(base_model: str | os.PathLike[str]) -> BaseCheckpoint:
     is the shipped default; else a Hugging Face directory or a GGUF file."""
     from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
 
-    if str(base_model) in _DEFAULT_NAMES:
+    if str(base_model) in DEFAULT_CHAT_MODEL_NAMES:
         return BaseCheckpoint(resolve_checkpoint(default_chat_model()), DEFAULT_CHAT_MODEL)
     path = Path(base_model).expanduser()
     if not path.exists():

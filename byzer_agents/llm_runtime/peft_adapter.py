@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from byzer_agents.llm_runtime.models import DEFAULT_CHAT_MODEL, default_chat_model
+from byzer_agents.llm_runtime.models import (
+    DEFAULT_CHAT_MODEL,
+    DEFAULT_CHAT_MODEL_NAMES,
+    default_chat_model,
+)
 
 __all__ = [
     "ADAPTER_CONFIG",
@@ -33,7 +37,6 @@ __all__ = [
 
 ADAPTER_CONFIG = "adapter_config.json"
 _ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
-_DEFAULT_NAMES = frozenset({DEFAULT_CHAT_MODEL, DEFAULT_CHAT_MODEL.lower(), "default", "smollm2"})
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def adapter_base(adapter: AdapterSource) -> Path:
     else its path (absolute, or relative to the adapter's directory); ``FileNotFoundError`` when
     it is not on this machine."""
     reference, adapter_dir = adapter.base, adapter.path
-    if reference in _DEFAULT_NAMES:
+    if reference in DEFAULT_CHAT_MODEL_NAMES:
         return default_chat_model()
     given = Path(reference).expanduser()
     candidates = [given] if given.is_absolute() else [adapter_dir / given, given.resolve()]
