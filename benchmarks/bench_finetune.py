@@ -39,7 +39,7 @@ SECTION_HEADING = "## Fine-tuning: the shipped tool-calling adapter (bench_finet
 SYNTHETIC_EVAL = _REPO_ROOT / "recipes" / "tool_adapter" / "data" / "synthetic_eval"
 MODELS = (("base", "bench-ft-base"), ("base+adapter", "bench-ft-tools"))
 DATASETS = (
-    ("BFCL held-out", ("--limit", str(HELDOUT_PER_CATEGORY))),
+    ("BFCL held-out", ("--limit", "{limit}")),
     ("synthetic eval", ("--data-dir", str(SYNTHETIC_EVAL.relative_to(_REPO_ROOT)))),
 )
 MODES = (("constrained", ()), ("free", ("--no-constrained",)))
@@ -62,6 +62,13 @@ def main() -> None:
     parser.add_argument("--records", type=Path, help="keep the per-case JSONL files here")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=HELDOUT_PER_CATEGORY,
+        help="held-out BFCL cases per category, evenly spaced (a subset of the held-out slice "
+        "for the divisors of its size)",
+    )
     parser.add_argument(
         "--rewrite-from",
         type=Path,
@@ -148,7 +155,7 @@ def cli_options(
         "bfcl",
         "--model",
         deployment,
-        *dataset_options,
+        *(option.format(limit=args.limit) for option in dataset_options),
         *mode_options,
         "--max-tokens",
         str(args.max_tokens),

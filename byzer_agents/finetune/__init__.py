@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from byzer_agents.finetune.data import load_training_data
     from byzer_agents.finetune.examples import ChatExample, DatasetSplit
     from byzer_agents.finetune.jobs import JobStatus
-    from byzer_agents.finetune.merge import merge
-    from byzer_agents.finetune.pretrain import train_pretrain
+    from byzer_agents.finetune.merging import merge
+    from byzer_agents.finetune.pretraining import train_pretrain
     from byzer_agents.finetune.sources import dataset_from_hf, read_jsonl_examples
     from byzer_agents.finetune.traces_data import dataset_from_traces
     from byzer_agents.finetune.trainer import TrainingResult, train_sft
@@ -39,9 +39,9 @@ _LAZY = {
     "logs": "byzer_agents.finetune.api",
     "pretrain": "byzer_agents.finetune.api",
     "convert_deepspeed": "byzer_agents.finetune.api",
-    "merge": "byzer_agents.finetune.merge",
+    "merge": "byzer_agents.finetune.merging",
     "train_sft": "byzer_agents.finetune.trainer",
-    "train_pretrain": "byzer_agents.finetune.pretrain",
+    "train_pretrain": "byzer_agents.finetune.pretraining",
     "TrainingConfig": "byzer_agents.finetune.config",
     "TrainingResult": "byzer_agents.finetune.trainer",
     "JobStatus": "byzer_agents.finetune.jobs",

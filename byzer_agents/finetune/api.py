@@ -113,7 +113,7 @@ def pretrain(
         base_model, output_dir, method, config, detached, show_progress, **settings: as ``sft``.
     """
     from byzer_agents.finetune.base_model import resolve_base_model
-    from byzer_agents.finetune.pretrain import read_texts
+    from byzer_agents.finetune.pretraining import read_texts
 
     checked = _settings(config, method, settings)
     base = resolve_base_model(base_model)

@@ -269,7 +269,7 @@ def merge_command(
         byzer-agents finetune merge runs/a merged/a
     """
     from byzer_agents.exceptions import FinetuneError
-    from byzer_agents.finetune.merge import merge
+    from byzer_agents.finetune.merging import merge
 
     try:
         written = merge(adapter_dir, output_dir, dtype=dtype)

@@ -438,7 +438,7 @@ def _train_here(status: JobStatus, config: TrainingConfig, data: Any, progress: 
             data["checkpoint_dir"], status.output_dir, base_model=data.get("base_model")
         )
         return _Converted()
-    from byzer_agents.finetune.pretrain import train_pretrain
+    from byzer_agents.finetune.pretraining import train_pretrain
     from byzer_agents.finetune.trainer import train_sft
 
     train: Callable[..., Any] = train_pretrain if status.kind == "pretrain" else train_sft

@@ -55,6 +55,7 @@ def _card_text(record: dict[str, Any], figures: str) -> str:
         "eval_loss": f"{record['eval_loss']:.4f}" if record.get("eval_loss") else "-",
         "epochs": f"{config['num_epochs']:g}",
         "seconds": f"{seconds:.0f}",
+        "note": f"\n{recipe['note']}\n" if recipe.get("note") else "",
     }
     return _CARD.format(
         record=record, config=config, figures=figures, figures_heading=FIGURES_HEADING, **facts
@@ -105,7 +106,7 @@ base weights in {config[dtype]} while training, adapter saved in {config[adapter
 Training: {record[steps]} steps in {seconds} s ({steps_per_second} steps/s, {tokens_per_second}
 tokens/s) on a 2-core CPU (Intel Xeon with AMX), no GPU; the whole recipe took {recipe_seconds} s.
 Final training loss {train_loss}; eval loss {eval_loss}.
-
+{note}
 {figures_heading}
 
 {figures}

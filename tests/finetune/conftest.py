@@ -56,7 +56,7 @@ def tiny_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def merged_model(tiny_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from byzer_agents.finetune.merge import merge
+    from byzer_agents.finetune.merging import merge
 
     return merge(tiny_adapter, tmp_path_factory.mktemp("merged") / "model")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from byzer_agents.exceptions import FinetuneError
-from byzer_agents.finetune.merge import merge
+from byzer_agents.finetune.merging import merge
 from byzer_agents.finetune.trainer import RUN_RECORD
 
 

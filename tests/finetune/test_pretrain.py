@@ -11,7 +11,7 @@ import pytest
 
 from byzer_agents.exceptions import FinetuneDataError
 from byzer_agents.finetune.config import TrainingConfig
-from byzer_agents.finetune.pretrain import read_texts, train_pretrain
+from byzer_agents.finetune.pretraining import read_texts, train_pretrain
 from byzer_agents.finetune.trainer import RUN_RECORD
 
 TEXT = (

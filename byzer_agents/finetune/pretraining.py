@@ -42,15 +42,21 @@ class Document:
     source: str
 
 
-def read_texts(texts_or_paths: TextSource | Iterable[TextSource]) -> list[Document]:
+def read_texts(
+    texts_or_paths: TextSource | Iterable[TextSource | Document],
+) -> list[Document]:
     """The documents in ``texts_or_paths``: a ``Path`` (or a string ending in ``.txt`` or
     ``.jsonl``, or naming an existing directory) is read as a file or directory; any other string
-    is a document itself. An empty document or file raises ``FinetuneDataError`` naming it."""
+    is a document itself, and a ``Document`` (as a job receives them, read already) is kept. An
+    empty document or file raises ``FinetuneDataError`` naming it."""
     items = (
         [texts_or_paths] if isinstance(texts_or_paths, str | os.PathLike) else list(texts_or_paths)
     )
     documents: list[Document] = []
     for index, item in enumerate(items, start=1):
+        if isinstance(item, Document):
+            documents.append(item)
+            continue
         path = _as_path(item)
         if path is None:
             text = str(item)
@@ -131,7 +137,7 @@ def _read_jsonl(path: Path) -> list[Document]:
 
 
 def train_pretrain(
-    texts_or_paths: TextSource | Iterable[TextSource],
+    texts_or_paths: TextSource | Iterable[TextSource | Document],
     base_model: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     config: TrainingConfig,
