@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from byzer_agents import LLM, ScriptedBackend, tool
+from byzer_agents.chat.protocol import Capabilities
 from byzer_agents.types import ChatRequest
 
 MODEL = "cookbook-tuned"
@@ -58,7 +59,12 @@ def teacher(request: ChatRequest) -> dict[str, object]:
 
 def record_traces(store_path: Path) -> int:
     """Run every teacher question through the real loop; each run is traced."""
-    llm = LLM.from_backend(ScriptedBackend([teacher] * len(TEACHER)), trace_store=store_path)
+    # A teacher with native tool calls, as a SaaS model has: the traces keep the tools apart
+    # from the messages, which is what training renders from.
+    backend = ScriptedBackend(
+        [teacher] * len(TEACHER), capabilities=Capabilities(native_tools=True)
+    )
+    llm = LLM.from_backend(backend, trace_store=store_path)
     for question in TEACHER:
         (answer,) = llm.chat_oai(
             [{"role": "user", "content": question}], tools=[get_weather], execute_tool=True
