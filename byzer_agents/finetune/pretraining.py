@@ -22,7 +22,7 @@ from typing import Any
 from byzer_agents.exceptions import FinetuneDataError
 from byzer_agents.finetune.base_model import load_tokenizer, resolve_base_model
 from byzer_agents.finetune.config import TrainingConfig
-from byzer_agents.finetune.trainer import TrainingResult, _plain_loss_trainer, fit_and_save
+from byzer_agents.finetune.trainer import TrainingResult, build_sft_trainer, fit_and_save
 
 __all__ = ["TEXT_SUFFIXES", "Document", "read_texts", "train_pretrain"]
 
@@ -198,52 +198,17 @@ def _pretrain_trainer(
     callbacks: Sequence[Any],
     report_to: Sequence[str],
 ) -> Any:
-    import torch
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
-    def rows(documents: Sequence[Document]) -> Dataset:
-        return Dataset.from_list([{"text": document.text} for document in documents])
-
-    on_gpu = torch.cuda.is_available()
-    arguments = SFTConfig(
-        output_dir=str(output),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_epochs,
-        max_steps=config.max_steps,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,
-        weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        eval_strategy="no",
-        seed=config.seed,
-        data_seed=config.seed,
-        max_length=config.max_length,
+    return build_sft_trainer(
+        model,
+        tokenizer,
+        [{"text": document.text} for document in train_docs],
+        [{"text": document.text} for document in eval_docs],
+        output,
+        config,
+        callbacks,
+        report_to,
         dataset_text_field="text",
         packing=True,
         packing_strategy="wrapped",
         completion_only_loss=False,
-        report_to=list(report_to) or "none",
-        use_cpu=not on_gpu,
-        bf16=on_gpu and config.dtype == "bfloat16",
-        fp16=on_gpu and config.dtype == "float16",
-        deepspeed=config.deepspeed,
-        dataloader_num_workers=0,
-        dataset_num_proc=None,
-        save_only_model=False,
-    )
-    # On a CPU, the loss through the model's own forward: see trainer._plain_loss_trainer.
-    trainer_class = SFTTrainer if on_gpu else _plain_loss_trainer(SFTTrainer)
-    return trainer_class(
-        model=model,
-        args=arguments,
-        train_dataset=rows(train_docs),
-        eval_dataset=rows(eval_docs) if eval_docs else None,
-        processing_class=tokenizer,
-        callbacks=list(callbacks),
     )

@@ -40,6 +40,7 @@ from byzer_agents.finetune.rendering import TrainingText, render_examples
 __all__ = [
     "RUN_RECORD",
     "TrainingResult",
+    "build_sft_trainer",
     "ensure_distributed_env",
     "fit_and_save",
     "latest_checkpoint",
@@ -264,12 +265,40 @@ def _sft_trainer(
     callbacks: Sequence[Any],
     report_to: Sequence[str],
 ) -> Any:
+    rows = [{"prompt": t.prompt, "completion": t.completion} for t in train_texts]
+    eval_rows = [{"prompt": t.prompt, "completion": t.completion} for t in eval_texts]
+    return build_sft_trainer(
+        model,
+        tokenizer,
+        rows,
+        eval_rows,
+        output,
+        config,
+        callbacks,
+        report_to,
+        truncation_mode="keep_start",
+        completion_only_loss=True,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+    )
+
+
+def build_sft_trainer(
+    model: Any,
+    tokenizer: Any,
+    train_rows: Sequence[dict[str, Any]],
+    eval_rows: Sequence[dict[str, Any]],
+    output: Path,
+    config: TrainingConfig,
+    callbacks: Sequence[Any],
+    report_to: Sequence[str],
+    **task_arguments: Any,
+) -> Any:
+    """TRL's ``SFTTrainer`` over dataset rows, with the arguments every job shares taken from
+    ``config`` and the task's own (``packing``, ``completion_only_loss`` ...) laid over them; on
+    a CPU the loss goes through the model's own forward (``_plain_loss_trainer``)."""
     import torch
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
-
-    def rows(texts: Sequence[TrainingText]) -> Dataset:
-        return Dataset.from_list([{"prompt": t.prompt, "completion": t.completion} for t in texts])
 
     on_gpu = torch.cuda.is_available()
     arguments = SFTConfig(
@@ -290,9 +319,6 @@ def _sft_trainer(
         seed=config.seed,
         data_seed=config.seed,
         max_length=config.max_length,
-        truncation_mode="keep_start",
-        completion_only_loss=True,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to=list(report_to) or "none",
         use_cpu=not on_gpu,
         bf16=on_gpu and config.dtype == "bfloat16",
@@ -302,13 +328,14 @@ def _sft_trainer(
         dataset_num_proc=None,
         disable_tqdm=False,
         save_only_model=False,
+        **task_arguments,
     )
     trainer_class = SFTTrainer if on_gpu else _plain_loss_trainer(SFTTrainer)
     return trainer_class(
         model=model,
         args=arguments,
-        train_dataset=rows(train_texts),
-        eval_dataset=rows(eval_texts) if eval_texts else None,
+        train_dataset=Dataset.from_list(list(train_rows)),
+        eval_dataset=Dataset.from_list(list(eval_rows)) if eval_rows else None,
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
