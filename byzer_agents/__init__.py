@@ -23,6 +23,8 @@ from byzer_agents.exceptions import (
     ToolArgumentsError,
     ToolCallError,
     ToolDefinitionError,
+    ToolExecutionError,
+    ToolTimeoutError,
 )
 from byzer_agents.prompts import (
     ChatTemplate,
@@ -94,7 +96,9 @@ __all__ = [
     "ToolCallError",
     "ToolChoice",
     "ToolDefinitionError",
+    "ToolExecutionError",
     "ToolSet",
+    "ToolTimeoutError",
     "TraceStore",
     "__version__",
     "as_tool",

@@ -12,20 +12,29 @@ __all__ = [
     "Attempt",
     "ByzerAgentsError",
     "CallAttempt",
+    "ClusterConnectionError",
     "ExtractionError",
     "FinetuneDataError",
     "FinetuneError",
+    "JSONTooLargeError",
     "ModelCallError",
     "ModelCoolingDownError",
     "ModelNotFoundError",
     "ModelRateLimitError",
     "ModelStreamBrokenError",
+    "ModelStreamTooLongError",
     "ModelTimeoutError",
+    "NoDefaultModelError",
     "NoJSONFoundError",
     "PromptTemplateError",
     "ToolArgumentsError",
     "ToolCallError",
     "ToolDefinitionError",
+    "ToolExecutionError",
+    "ToolTimeoutError",
+    "TraceStoreError",
+    "UnprotectedServerError",
+    "UnsupportedSchemaError",
 ]
 
 
@@ -38,10 +47,18 @@ class ByzerAgentsError(Exception):
         return _rebuild_error, (type(self), self.args, self.__dict__)
 
 
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class defined in Python
+
+
 def _rebuild_error(
     cls: type[ByzerAgentsError], args: tuple[Any, ...], state: dict[str, Any]
 ) -> ByzerAgentsError:
-    error = cls.__new__(cls)
+    # BaseException.__new__ refuses a class that also derives from a builtin with its own layout
+    # (TimeoutError's OSError): build from the nearest builtin base, as object.__reduce__ would.
+    base: type = cls
+    while base.__flags__ & _HEAPTYPE:
+        base = base.__base__
+    error = base.__new__(cls)
     Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error
@@ -49,6 +66,17 @@ def _rebuild_error(
 
 class ToolDefinitionError(ByzerAgentsError, TypeError):
     """A function or schema cannot become a tool (raised when the tool is defined, not called)."""
+
+
+class UnsupportedSchemaError(ByzerAgentsError, ValueError):
+    """A JSON schema from outside (a ``response_format``, a tool's parameters) that is refused
+    before anything walks it: nested too deep, too large to compile into a grammar, a ``$ref`` that
+    is not local, does not resolve or loops, or, under ``strict``, a keyword constrained decoding
+    does not enforce. ``limit`` names which (``"depth"``, ``"size"``, ``"$ref"``, ``"keyword"``)."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        self.limit = limit
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -120,6 +148,18 @@ class NoJSONFoundError(ByzerAgentsError, ValueError):
         )
 
 
+class JSONTooLargeError(NoJSONFoundError):
+    """A model's answer held JSON too long or nested too deep to read; ``reason`` says which,
+    with the limit. Read as no answer (the loop feeds it back to the model), never at a cost
+    beyond what writing the reply cost (``chat/parsing.py``)."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        self.reason = reason
+        start = text[: self._QUOTED_CHARS] + ("..." if len(text) > self._QUOTED_CHARS else "")
+        ByzerAgentsError.__init__(self, f"no JSON value read: {reason} (text starting {start!r})")
+
+
 class ModelNotFoundError(ByzerAgentsError, LookupError):
     """No deployment answers to the model name asked for."""
 
@@ -129,6 +169,55 @@ class ModelNotFoundError(ByzerAgentsError, LookupError):
         super().__init__(
             f"no model named {model!r}; available: {available or 'none (deploy one first)'}"
         )
+
+
+class NoDefaultModelError(ModelNotFoundError):
+    """No model was named and this LLM cannot pick one: none is set as the default and there is
+    not exactly one to choose from."""
+
+    def __init__(self, available: list[str]) -> None:
+        self.model = None
+        self.available = available
+        if available:
+            fix = (
+                f"there are {len(available)}: {available}; pass model=NAME, or set one once with "
+                "llm.setup_default_model_name(NAME)"
+            )
+        else:
+            fix = "there are none: deploy one first (llm.deploy(...) or `byzer-agents deploy`)"
+        LookupError.__init__(self, f"no model was named and no default model is set; {fix}")
+
+
+class TraceStoreError(ByzerAgentsError, ValueError):
+    """A trace database that cannot be used: not a SQLite file, another application's database,
+    or one written by a newer byzer-agents. ``path`` names the file."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"trace database {path}: {message}")
+
+
+class UnprotectedServerError(ByzerAgentsError, ValueError):
+    """The server was asked to listen beyond loopback with no API key, where anyone who can
+    reach the address could call the models; ``host`` is the address asked for."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(
+            f"refusing to serve on {host} without an API key: anyone who can reach this machine "
+            "could call the models. Set BYZER_AGENTS_API_KEY (or pass --api-key), or pass "
+            "--allow-unauthenticated-network (allow_unauthenticated_network=True in Python) to "
+            "serve without one"
+        )
+
+
+class ClusterConnectionError(ByzerAgentsError, ConnectionError):
+    """The Ray cluster could not be joined, and waiting would not help: nothing answers at
+    ``address``, or this process cannot reach the local cluster (the message says why)."""
+
+    def __init__(self, address: str, message: str) -> None:
+        self.address = address
+        super().__init__(f"cannot join the Ray cluster at {address}: {message}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,6 +299,11 @@ class ModelStreamBrokenError(ModelCallError):
         )
 
 
+class ModelStreamTooLongError(ModelStreamBrokenError):
+    """A stream went on past its limit (the request's ``max_tokens``, or the character cap of
+    ``chat/streaming.py``) and was stopped there; ``partial`` holds the text up to the limit."""
+
+
 class ModelCoolingDownError(ModelCallError):
     """Every deployment that could answer is cooling down after repeated failures; the first is
     back in ``retry_in_s`` seconds."""
@@ -253,7 +347,65 @@ class ExtractionError(_AttemptsError, ValueError):
 
 
 class ToolCallError(_AttemptsError, ValueError):
-    """No attempt produced tool calls that could all run: unknown tools, bad arguments, tools
-    that raised or timed out. ``attempts`` holds each raw output and error."""
+    """No attempt produced tool calls that all validated (unknown tools, bad arguments, no call
+    where one was required). ``attempts`` holds each raw output and error.
+
+    Calls that did validate ran once, and are not lost: ``tool_results`` holds their outcomes
+    (``chat.results.ToolResult``), in the order they ran. A tool that raised or timed out is not
+    this error: it is reported on the response (``LLMResponse.tool_errors``)."""
 
     what = "tool calls"
+
+    def __init__(
+        self, model: str, attempts: list[Attempt], *, tool_results: Sequence[Any] = ()
+    ) -> None:
+        super().__init__(model, attempts)
+        self.tool_results = list(tool_results)
+
+
+class ToolExecutionError(ByzerAgentsError, RuntimeError):
+    """A tool call validated and ran, and the tool raised. The call is final: the loop does not
+    run it again (a tool declares itself safe to retry with ``@tool(retries=n)``).
+
+    ``reason`` is what the tool raised, as ``"ZeroDivisionError: division by zero"``; the
+    exception itself is ``__cause__`` (in the process that ran the tool)."""
+
+    def __init__(self, tool_name: str, call_id: str, reason: str) -> None:
+        self.tool_name = tool_name
+        self.call_id = call_id
+        self.reason = reason
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"tool {self.tool_name!r} (call {self.call_id}) raised {self.reason}"
+
+
+class ToolTimeoutError(ToolExecutionError, TimeoutError):
+    """A tool call did not return within the tool timeout. It is not started again.
+
+    ``still_running``: the call was not stopped (a function runs on in its thread until it
+    returns, and its effects may still happen); ``False`` when it was cancelled (an async tool)
+    or never started (every tool worker was busy)."""
+
+    def __init__(
+        self,
+        tool_name: str,
+        call_id: str,
+        *,
+        timeout_s: float | None,
+        still_running: bool,
+        started: bool = True,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.still_running = still_running
+        self.started = started
+        if not started:
+            reason = f"waited {timeout_s} s for a free tool worker and was not run"
+        elif still_running:
+            reason = f"timed out after {timeout_s} s and may still be running"
+        else:
+            reason = f"timed out after {timeout_s} s and was cancelled"
+        super().__init__(tool_name, call_id, reason)
+
+    def _describe(self) -> str:
+        return f"tool {self.tool_name!r} (call {self.call_id}) {self.reason}"

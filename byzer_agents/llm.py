@@ -29,9 +29,9 @@ from byzer_agents.chat.flows import (
 from byzer_agents.chat.protocol import ChatBackend
 from byzer_agents.chat.requests import LLMRequest
 from byzer_agents.chat.results import EmbeddingResponse, LLMResponse
-from byzer_agents.chat.streaming import astream_text, partial_value, stream_text
+from byzer_agents.chat.streaming import PartialAnswers, astream_text, stream_text
 from byzer_agents.chat.tracing import RunTracer
-from byzer_agents.exceptions import ModelNotFoundError
+from byzer_agents.exceptions import ModelNotFoundError, NoDefaultModelError
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.prompts import ChatTemplate, Templates
 from byzer_agents.prompts.environment import render
@@ -352,9 +352,10 @@ class LLM:
         settings, backend = self._settings(model, llm_config, None, kind="stream_chat_oai")
         request = settings.request(_messages(conversations))
         pieces: list[str] = []
-        async for piece in astream_text(backend, request):
-            pieces.append(piece)
-            yield piece
+        with _run_failure(settings.tracer):
+            async for piece in astream_text(backend, request):
+                pieces.append(piece)
+                yield piece
         _trace_streamed(settings, request, "".join(pieces))
 
     def stream_extract(
@@ -367,19 +368,20 @@ class LLM:
         llm_config: Mapping[str, Any] | None = None,
     ) -> Iterator[Any]:
         """Partial instances of ``cls`` while the JSON streams; the last one is the validated
-        answer (after the retry loop, if the streamed answer did not validate)."""
+        answer (after the retry loop, if the streamed answer did not validate). A long answer's
+        partials come less often as it grows, so reading them stays linear in its length."""
         messages = _extraction_messages(text_or_messages)
         settings, backend = self._settings(model, llm_config, max_retries, kind="stream_extract")
         flow = typed_flow(settings, messages, cls)
         request = next(flow).request  # type: ignore[union-attr]  # built as extract() builds it
         flow.close()
-        text, last = "", None
-        for piece in stream_text(backend, request):
-            text += piece
-            partial = partial_value(cls, text)
-            if partial is not None and partial != last:
-                last = partial
-                yield partial
+        partials = PartialAnswers(cls)
+        with _run_failure(settings.tracer):
+            for piece in stream_text(backend, request):
+                partial = partials.add(piece)
+                if partial is not None:
+                    yield partial
+        text = partials.text
         _trace_streamed(settings, request, text)
         try:
             yield typed_answer_from_text(settings, text, cls)
@@ -432,13 +434,17 @@ class LLM:
 
     def _resolve(self, model: str | None) -> tuple[str, ChatBackend]:
         name = model or self._default_model
-        if name is None and len(self._backends) == 1:
-            name = next(iter(self._backends))
-        if name is not None and name not in self._backends and self._uses_ray:
+        if name is None:
+            # Nothing named and no default: the only model there is, or say how to choose.
+            available = self.list_models()
+            if len(available) != 1:
+                raise NoDefaultModelError(available)
+            name = available[0]
+        if name not in self._backends and self._uses_ray:
             found = self._deployments().find(name)
             if found is not None:
                 self._backends[name] = self._with_fallbacks(name, found)
-        if name is None or name not in self._backends:
+        if name not in self._backends:
             raise ModelNotFoundError(name, self.list_models())
         return name, self._backends[name]
 
@@ -519,9 +525,10 @@ class LLM:
         settings: ChatSettings, request: Any, pieces: Iterator[str]
     ) -> Iterator[str]:
         collected: list[str] = []
-        for piece in pieces:
-            collected.append(piece)
-            yield piece
+        with _run_failure(settings.tracer):
+            for piece in pieces:
+                collected.append(piece)
+                yield piece
         _trace_streamed(settings, request, "".join(collected))
 
 
@@ -537,6 +544,17 @@ def _run_status(tracer: RunTracer) -> Iterator[None]:
         tracer.finish("error")
         raise
     tracer.finish("ok")
+
+
+@contextlib.contextmanager
+def _run_failure(tracer: RunTracer) -> Iterator[None]:
+    """Close the traced run as error when a stream fails (a stream the caller stops reading is
+    not a failure, and is left alone)."""
+    try:
+        yield
+    except Exception:
+        tracer.finish("error")
+        raise
 
 
 def _trace_streamed(settings: ChatSettings, request: Any, text: str) -> None:

@@ -7,7 +7,9 @@ exists once for ``chat_oai`` and ``achat_oai`` alike, and can be tested without 
 Per model, the best way first (DESIGN.md): constrained decoding or native tool calls /
 ``response_format`` when the backend has them, else the Jinja prompt formats and tolerant parsing.
 An answer that does not parse or validate goes back to the model as a message, up to
-``max_retries`` times; then ExtractionError / ToolCallError carry every attempt.
+``max_retries`` times; then ExtractionError / ToolCallError carry every attempt. A tool call that
+validated runs once and is final, whether it returned or raised (``execution.py``): only the
+calls that did not validate are asked for again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from byzer_agents.chat.config import GenerationConfig
+from byzer_agents.chat.execution import ToolOutcomes
 from byzer_agents.chat.parsing import (
     NoJSONFoundError,
     ParsedToolCall,
@@ -202,6 +205,11 @@ def tool_flow(
     *,
     execute: bool,
 ) -> Flow:
+    """Ask for tool calls; with ``execute``, run each valid call once.
+
+    Only calls that did not validate are fed back for another try. A call that validated and
+    ran is final, whether it returned or raised: a later answer that repeats it (same tool, same
+    validated arguments) reuses its outcome, and the response carries every call that ran."""
     tally = _Tally()
     native = settings.tool_mode == "native"
     if native:
@@ -213,58 +221,120 @@ def tool_flow(
             messages, lambda text: settings.formats.function_calling(text, list(toolset), offered)
         )
         extra = {}
+    outcomes = ToolOutcomes()
     attempts: list[Attempt] = []
+    numbered = 0  # calls without an id are numbered over the whole flow, so ids stay distinct
     for attempt in range(1, settings.max_retries + 2):
         request = settings.request(list(conversation), **extra)
         reply = yield from _call(settings, request, attempt, tally)
-        message = reply.completion.choices[0].message
-        raw = message.content or ""
-        parsed = _native_calls(reply.completion) if native else parse_tool_calls(raw) or []
-        shown = raw if not native else json.dumps([_call_dict(call) for call in parsed])
-
-        if not parsed and choice.mode != "required":
+        answer = _read_calls(reply.completion, native, toolset, choice, first_number=numbered)
+        numbered += len(answer.parsed)
+        ran_before = bool(outcomes.results)
+        if answer.makes_no_call and (choice.mode != "required" or ran_before):
             settings.tracer.model_call(
                 request, reply.completion, latency_s=reply.latency_s, attempt=attempt, status="ok"
             )
-            return LLMResponse(
-                output=raw,
-                input=list(messages),
-                metadata=tally.metadata(settings, reply.completion),
-                response=reply.completion,
-            )
+            return _tool_response(settings, messages, reply, tally, outcomes.results, [])
 
-        calls, problems = _validate_calls(parsed, toolset, choice)
-        results: list[ToolResult] = []
-        event_id = None
+        problems = answer.problems
+        error = "; ".join(problems) or None
+        event_id = settings.tracer.model_call(
+            request,
+            reply.completion,
+            latency_s=reply.latency_s,
+            attempt=attempt,
+            status="invalid" if problems else "ok",
+            error=error,
+        )
+        if execute:
+            fresh = outcomes.not_yet_run(answer.calls)
+            if fresh:
+                outcomes.record((yield RunTools(fresh, event_id)))
         if not problems:
-            event_id = settings.tracer.model_call(
-                request, reply.completion, latency_s=reply.latency_s, attempt=attempt, status="ok"
+            return _tool_response(
+                settings,
+                messages,
+                reply,
+                tally,
+                outcomes.results if execute else [],
+                [] if execute else answer.calls,
             )
-            if execute:
-                results = yield RunTools(calls, event_id)
-                problems = [f"{r.call.name}: {r.error}" for r in results if r.error]
-            if not problems:
-                return LLMResponse(
-                    output=raw,
-                    input=list(messages),
-                    metadata=tally.metadata(settings, reply.completion),
-                    response=reply.completion,
-                    tool_calls=calls,
-                    values=[result.value for result in results],
-                )
-        error = "; ".join(problems)
-        if event_id is None:
-            settings.tracer.model_call(
-                request,
-                reply.completion,
-                latency_s=reply.latency_s,
-                attempt=attempt,
-                status="invalid",
-                error=error,
-            )
-        attempts.append(Attempt(output=shown, error=error))
-        conversation += _tool_feedback(native, reply.completion, parsed, results, problems)
-    raise ToolCallError(settings.model, attempts)
+        attempts.append(Attempt(output=answer.shown, error=error or ""))
+        conversation += _tool_feedback(native, reply.completion, answer, outcomes, execute)
+    raise ToolCallError(settings.model, attempts, tool_results=outcomes.results)
+
+
+def _tool_response(
+    settings: ChatSettings,
+    messages: list[Message],
+    reply: ModelReply,
+    tally: _Tally,
+    results: list[ToolResult],
+    unrun: list[ToolCall],
+) -> LLMResponse:
+    return LLMResponse(
+        output=_text(reply.completion),
+        input=list(messages),
+        metadata=tally.metadata(settings, reply.completion),
+        response=reply.completion,
+        tool_calls=[result.call for result in results] or unrun,
+        values=[result.value for result in results if result.ok],
+        tool_results=results,
+    )
+
+
+_TOO_DEEP = "the answer is nested too deeply to read; write flatter JSON"
+_NO_CALL = "a tool call was required, and the answer made none"
+
+
+@dataclass(frozen=True)
+class _AnswerCalls:
+    """One answer's tool calls: each as the model wrote it, and beside it either the validated
+    call or why it cannot run."""
+
+    parsed: list[ParsedToolCall]
+    checked: list[ToolCall | str]
+    shown: str
+    """The calls as text, for ``Attempt.output``: the model's text, or native calls as JSON."""
+    unreadable: str | None = None
+
+    @property
+    def makes_no_call(self) -> bool:
+        return not self.parsed and self.unreadable is None
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return [call for call in self.checked if isinstance(call, ToolCall)]
+
+    @property
+    def problems(self) -> list[str]:
+        if self.unreadable is not None:
+            return [self.unreadable]
+        if not self.parsed:
+            return [_NO_CALL]
+        return [problem for problem in self.checked if isinstance(problem, str)]
+
+
+def _read_calls(
+    completion: ChatCompletion,
+    native: bool,
+    toolset: ToolSet,
+    choice: ToolChoice,
+    *,
+    first_number: int,
+) -> _AnswerCalls:
+    raw = _text(completion)
+    try:
+        parsed = _native_calls(completion) if native else parse_tool_calls(raw) or []
+        checked = [
+            _check_call(found, first_number + index, toolset, choice)
+            for index, found in enumerate(parsed)
+        ]
+        shown = json.dumps([_call_dict(call) for call in parsed]) if native else raw
+    except RecursionError:
+        # Parsers and validators recurse per level; a 10,000-deep reply is an invalid answer.
+        return _AnswerCalls([], [], raw or _native_text(completion), unreadable=_TOO_DEEP)
+    return _AnswerCalls(parsed, checked, shown)
 
 
 def _native_calls(completion: ChatCompletion) -> list[ParsedToolCall]:
@@ -275,71 +345,101 @@ def _native_calls(completion: ChatCompletion) -> list[ParsedToolCall]:
             continue
         try:
             arguments: dict[str, Any] | str = json.loads(function.arguments or "{}")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            # Left as text: validating it names the problem, which goes back to the model.
             arguments = function.arguments
         calls.append(ParsedToolCall(name=function.name, arguments=arguments, id=call.id))
     return calls
+
+
+def _native_text(completion: ChatCompletion) -> str:
+    calls = completion.choices[0].message.tool_calls or []
+    return json.dumps([call.model_dump(exclude_none=True) for call in calls])
 
 
 def _call_dict(call: ParsedToolCall) -> dict[str, Any]:
     return {"name": call.name, "arguments": call.arguments}
 
 
-def _validate_calls(
-    parsed: Sequence[ParsedToolCall], toolset: ToolSet, choice: ToolChoice
-) -> tuple[list[ToolCall], list[str]]:
-    if not parsed:
-        return [], ["a tool call was required, and the answer made none"]
-    calls: list[ToolCall] = []
-    problems: list[str] = []
-    for index, found in enumerate(parsed):
-        tool = toolset.get(found.name)
-        if tool is None:
-            problems.append(f"there is no tool named {found.name!r}; the tools are {toolset.names}")
-            continue
-        if choice.tool is not None and tool.name != choice.tool:
-            problems.append(f"{found.name!r} was called, but the tool to call is {choice.tool!r}")
-            continue
-        try:
-            arguments = tool.validate(found.arguments)
-        except ToolArgumentsError as exc:
-            problems.append(str(exc))
-            continue
-        calls.append(ToolCall(found.id or f"call_{index}", tool, arguments, found.arguments))
-    return calls, problems
+def _check_call(
+    found: ParsedToolCall, number: int, toolset: ToolSet, choice: ToolChoice
+) -> ToolCall | str:
+    """The validated call, or why it cannot run."""
+    tool = toolset.get(found.name)
+    if tool is None:
+        return f"there is no tool named {found.name!r}; the tools are {toolset.names}"
+    if choice.tool is not None and tool.name != choice.tool:
+        return f"{found.name!r} was called, but the tool to call is {choice.tool!r}"
+    try:
+        arguments = tool.validate(found.arguments)
+    except ToolArgumentsError as exc:
+        return str(exc)
+    return ToolCall(found.id or f"call_{number}", tool, arguments, found.arguments)
 
 
 def _tool_feedback(
     native: bool,
     completion: ChatCompletion,
-    parsed: Sequence[ParsedToolCall],
-    results: Sequence[ToolResult],
-    problems: Sequence[str],
+    answer: _AnswerCalls,
+    outcomes: ToolOutcomes,
+    executed: bool,
 ) -> list[Message]:
+    """What goes back to the model: every call's outcome, and a request to correct only the
+    calls that could not run (those that ran are final)."""
     message = completion.choices[0].message
     if native and message.tool_calls:
         feedback: list[Message] = [message.model_dump(exclude_none=True)]
-        by_id = {result.call.id: result for result in results}
+        by_id = {
+            found.id: checked
+            for found, checked in zip(answer.parsed, answer.checked, strict=True)
+            if found.id
+        }
         for call in message.tool_calls:
-            result = by_id.get(call.id)
-            if result is not None and result.error is None:
-                content = json.dumps(result.value, default=str)
-            else:
-                reason = result.error if result is not None else None
-                content = "Error: " + (reason or "; ".join(problems))
+            content = _native_call_feedback(by_id.get(call.id), answer, outcomes, executed)
             feedback.append({"role": "tool", "tool_call_id": call.id, "content": content})
-        feedback.append({"role": "user", "content": "Correct the tool calls that failed."})
+        ask = (
+            "The calls that ran are final and will not run again. Correct the calls that "
+            "could not be run, and make only those."
+            if executed
+            else "Correct the tool calls that could not be run, and make all the calls again."
+        )
+        feedback.append({"role": "user", "content": ask})
         return feedback
-    listing = "\n".join(f"- {problem}" for problem in problems)
+    listing = "\n".join(f"- {problem}" for problem in answer.problems)
+    ran = [outcomes.of(call) for call in answer.calls] if executed else []
+    done = "\n".join(f"- {_describe_outcome(result)}" for result in ran if result is not None)
+    text = f"These tool calls could not be run:\n{listing}\n"
+    if done:
+        text += f"These ran, and are final (they will not run again):\n{done}\n"
+        text += "Reply again with only the corrected tool calls, in the same JSON form."
+    else:
+        text += "Reply again with the corrected tool calls, in the same JSON form."
     return [
         {"role": "assistant", "content": message.content or ""},
-        {
-            "role": "user",
-            "content": "Your tool calls could not be run:\n"
-            f"{listing}\n"
-            "Reply again with the corrected tool calls, in the same JSON form.",
-        },
+        {"role": "user", "content": text},
     ]
+
+
+def _native_call_feedback(
+    checked: ToolCall | str | None, answer: _AnswerCalls, outcomes: ToolOutcomes, executed: bool
+) -> str:
+    if checked is None:
+        return "Error: " + (answer.unreadable or "this call could not be read")
+    if isinstance(checked, str):
+        return "Error: " + checked
+    result = outcomes.of(checked) if executed else None
+    if result is None:
+        return "This call is valid; it was not run."
+    if result.error is not None:
+        return f"Error: {result.error} (the call ran; it will not run again)"
+    return json.dumps(result.value, default=str)
+
+
+def _describe_outcome(result: ToolResult) -> str:
+    arguments = json.dumps(result.call.raw_arguments, default=str)
+    if result.error is not None:
+        return f"{result.call.name}({arguments}): {result.error}"
+    return f"{result.call.name}({arguments}) returned {json.dumps(result.value, default=str)}"
 
 
 # --- typed answers ----------------------------------------------------------------------------
@@ -454,6 +554,8 @@ def _typed_value_of_text(raw: str, adapter: Any, wrapped: bool) -> Any:
         data = extract_json(raw)
     except NoJSONFoundError as exc:
         raise _InvalidAnswer(str(exc)) from None
+    except RecursionError:
+        raise _InvalidAnswer(_TOO_DEEP) from None
     if wrapped:
         if not isinstance(data, dict) or "value" not in data:
             raise _InvalidAnswer('expected a JSON object {"value": ...}')
@@ -462,6 +564,8 @@ def _typed_value_of_text(raw: str, adapter: Any, wrapped: bool) -> Any:
         return adapter.validate_python(data)
     except ValidationError as exc:
         raise _InvalidAnswer(_describe_validation(exc)) from None
+    except RecursionError:
+        raise _InvalidAnswer(_TOO_DEEP) from None
 
 
 def _describe_validation(exc: ValidationError) -> str:

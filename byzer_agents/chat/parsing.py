@@ -10,6 +10,16 @@ and, unless ``arguments`` are given, no other keys), so ``{"title": "A story"}``
 ``{"name": "Ada", "age": 36}`` or ``use {x} here`` stay answers.
 Partial documents (streaming) are read by pydantic-core's partial JSON parser, which drops
 unfinished keys and values, with ``json_repair`` behind it for documents that are not valid JSON.
+
+A reply is read in time linear in its length, whatever it holds, so reading it never costs more
+than writing it did. Brackets are matched by one regex-driven pass per span; a prose ``{`` that
+never closes is stepped into at most ``_MAX_PROSE_OPENERS`` times, and not at all when what it
+holds nests deeper than ``MAX_NESTING``; and
+``json_repair``, which re-reads the rest of its input for each object it cannot read a key of
+(quadratic: 20 KB of ``{ {`` took 32 s), gets a fixed budget per reply: a few dozen spans,
+128 KB, 1M characters re-read. Text longer than ``MAX_SEARCH_CHARS`` is read only when it is JSON
+as a whole, and JSON nested deeper than ``MAX_NESTING`` is refused (``JSONTooLargeError``), never
+left to raise RecursionError.
 """
 
 from __future__ import annotations
@@ -18,20 +28,39 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import json_repair
 import pydantic_core
 
-from byzer_agents.exceptions import NoJSONFoundError
+from byzer_agents.exceptions import JSONTooLargeError, NoJSONFoundError
 
 __all__ = [
+    "MAX_NESTING",
+    "MAX_SEARCH_CHARS",
+    "JSONTooLargeError",
     "NoJSONFoundError",
     "ParsedToolCall",
     "extract_json",
     "parse_partial_json",
     "parse_tool_calls",
 ]
+
+MAX_SEARCH_CHARS = 1_000_000
+"""Longer replies (about 250k tokens) are read only when they are valid JSON as a whole: nothing is
+searched for or repaired in them."""
+MAX_NESTING = 200
+"""Deeper JSON is refused, as pydantic-core's parser refuses it: no answer nests that deep, and
+Python's recursion limit is not far beyond."""
+_MAX_PROSE_OPENERS = 2
+"""How many unclosed prose ``{`` or ``[`` (``a { b``) are stepped into, each costing a pass over
+the rest of the text, before the search gives up."""
+_MAX_REPAIRS = 32
+_MAX_REPAIR_CHARS = 131_072
+"""Characters given to ``json_repair`` in all, per reply (it reads 2-8 us a character)."""
+_MAX_REPAIR_REREADS = 1_000_000
+"""Characters ``json_repair`` may re-read in all, per reply: each object it finds no key in
+re-reads the rest of its input (1M is about half a second)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +83,12 @@ _JSON_FENCE_TAGS = frozenset({"", "json", "json5", "jsonc"})
 _FENCE_OPENER = re.compile(r"```[\w+.-]*")
 _HERMES_BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.DOTALL)
 _OPENERS = re.compile(r"[{\[]")
-_CLOSER_OF = {"{": "}", "[": "]"}
+_BRACKET_OR_QUOTE = re.compile(r"""[{}\[\]"']""")
+_STRING_END = {'"': re.compile(r'["\\]'), "'": re.compile(r"['\\]")}
+_KEYED_OBJECT_BODY = re.compile(r"""\s*(?:["'}\w]|\Z)""")
+"""What an object's body starts with when ``json_repair`` can read it without re-reading the
+rest of the text: a key, quoted or bare, or its end."""
+_JSON_OBJECT_BODY = re.compile(r'\s*["}]')
 _OPENER_OF = {"}": "{", "]": "["}
 _TOOL_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 _ARGUMENT_KEYS = ("arguments", "parameters", "args")
@@ -72,28 +106,34 @@ def parse_tool_calls(text: str) -> list[ParsedToolCall] | None:
     ``{"name": ..., "arguments": {...}}`` (or ``"parameters"`` / ``"args"``; missing: ``{}``;
     a JSON string: decoded) or OpenAI's ``{"type": "function", "function": {...}, "id": ...}``;
     Hermes / Qwen ``<tool_call>...</tool_call>`` blocks, the last one possibly unclosed; all of
-    these fenced or bare among prose, and repaired where broken.
+    these fenced or bare among prose, and repaired where broken. Calls too large to read (see
+    ``MAX_SEARCH_CHARS``, ``MAX_NESTING``) are not calls.
     """
+    search = _Search()
     calls: list[ParsedToolCall] = []
     for block in _HERMES_BLOCK.findall(text):
-        found = _first_tool_calls(_json_values(block))
+        found = _first_tool_calls(_json_values(block, search), search)
         if found:
             calls.extend(found)
     if calls:
         return calls
-    return _first_tool_calls(_json_values(text))
+    return _first_tool_calls(_json_values(text, search), search)
 
 
 def extract_json(text: str) -> Any:
     """The JSON value a model's answer holds: in a ```json (or bare ```) fence, or bare with text
     around it, repaired where broken (trailing commas, single quotes, unquoted keys, missing
-    closing brackets, Python True/None...). Raises NoJSONFoundError when there is none.
+    closing brackets, Python True/None...). Raises NoJSONFoundError when there is none, and
+    JSONTooLargeError (a NoJSONFoundError) when what there is was too long or too deep to read.
 
     A text that is itself valid JSON comes back whole, so a scalar answer (``42``, ``"text"``)
     works; among prose only objects and arrays are looked for.
     """
-    for value in _json_values(text):
+    search = _Search()
+    for value in _json_values(text, search):
         return value
+    if search.refused:
+        raise JSONTooLargeError(text, search.refused)
     raise NoJSONFoundError(text)
 
 
@@ -112,6 +152,35 @@ def parse_partial_json(text: str) -> Any | None:
         return None
 
 
+class _Search:
+    """What one reading of a reply may still spend on repairs, and why it refused a value."""
+
+    def __init__(self) -> None:
+        self.repairs_left = _MAX_REPAIRS
+        self.repair_chars_left = _MAX_REPAIR_CHARS
+        self.rereads_left = _MAX_REPAIR_REREADS
+        self.refused = ""
+        """Why a value was left unread (too long, too deep); empty when none was."""
+
+    def refuse(self, reason: str) -> None:
+        self.refused = self.refused or reason
+
+
+class _Span(NamedTuple):
+    """An object or array in a text: ``text[start:end]``, running to the end when unclosed."""
+
+    start: int
+    end: int
+    closed: bool
+    in_string: bool
+    """Whether the text ends inside a string (only when unclosed)."""
+    depth: int
+    """How deep its brackets nest, itself counted."""
+    keyless_objects: int
+    """Objects whose body starts with neither a key nor their end: each makes ``json_repair``
+    re-read the rest of its input."""
+
+
 def _parse_partial(text: str) -> Any | None:
     opener = _OPENERS.search(text)
     fence = _FENCE_OPENER.search(text, 0, opener.start() if opener else len(text))
@@ -120,168 +189,260 @@ def _parse_partial(text: str) -> Any | None:
     if opener is None:
         return None
     body = text[opener.start() :]
-    end, in_string = _scan(body, 0)
-    if end is not None:
-        parsed, value = _load_container(body[:end])
+    span = _scan(body, 0)
+    search = _Search()
+    if span.closed:
+        parsed, value = _load_span(body, span, search)
         return value if parsed else None
-    if not in_string:
+    if span.depth > MAX_NESTING:
+        return None
+    if not span.in_string:
         word = _TRAILING_WORD.search(body)
         if word and word.group() not in _COMPLETE_LITERALS:
             body = body[: word.start()]
     try:
         value = pydantic_core.from_json(body, allow_partial="trailing-strings")
     except ValueError:
-        value = json_repair.repair_json(body, return_objects=True, skip_json_loads=True)
+        _, value = _repair(body, span, search)
     return value if isinstance(value, _container_type(body[0])) else None
 
 
-def _json_values(text: str) -> Iterator[Any]:
+def _json_values(text: str, search: _Search) -> Iterator[Any]:
     """Every JSON value the text may hold, most likely first: the whole text when it is valid
     JSON, then each fenced block's, then the bare objects and arrays among the prose."""
-    parsed, value = _load_strict(text)
+    parsed, value = _load_strict(text, search)
     if parsed:
         yield value
+    if len(text) > MAX_SEARCH_CHARS:
+        search.refuse(
+            f"the text is {len(text):,} characters long and not JSON as a whole; JSON is "
+            f"searched for only in texts of at most {MAX_SEARCH_CHARS:,}"
+        )
+        return
     for tag, content in _FENCE.findall(text):
         if tag.lower() in _JSON_FENCE_TAGS:
-            parsed, value = _load_strict(content)
+            parsed, value = _load_strict(content, search)
             if parsed:
                 yield value
-            yield from _bare_containers(content)
-    yield from _bare_containers(text)
+            yield from _bare_containers(content, search)
+    yield from _bare_containers(text, search)
 
 
-def _bare_containers(text: str) -> Iterator[Any]:
+def _bare_containers(text: str, search: _Search) -> Iterator[Any]:
     """The top-level objects and arrays in prose: strictly valid ones first, then repaired ones.
 
     When the last one never closes and cannot be repaired, its ``{`` or ``[`` was probably prose
-    (``a { b``), so the objects nested in it are searched in turn.
+    (``a { b``), so the objects nested in it are searched in turn (a few times at most).
     """
-    while True:
-        spans = _top_level_spans(text)
+    begin = 0
+    for _ in range(_MAX_PROSE_OPENERS + 1):
+        spans = _top_level_spans(text, begin)
         strict: set[int] = set()
-        for start, end, _ in spans:
-            parsed, value = _load_strict(text[start:end])
-            if parsed:
-                strict.add(start)
-                yield value
+        for span in spans:
+            if span.closed:
+                parsed, value = _load_strict_span(text, span, search)
+                if parsed:
+                    strict.add(span.start)
+                    yield value
         repaired = False
-        for start, end, _ in spans:
-            if start not in strict:
-                repaired, value = _load_repaired(text[start:end])
+        for span in spans:
+            if span.start not in strict:
+                repaired, value = _repair(text[span.start : span.end], span, search)
                 if repaired:
                     yield value
-        if not spans or spans[-1][2] or repaired:
-            return
-        text = text[spans[-1][0] + 1 :]
+        if not spans or spans[-1].closed or repaired or spans[-1].depth > MAX_NESTING:
+            return  # a prose opener holding brackets nested that deep is garbage, not prose
+        begin = spans[-1].start + 1
 
 
-def _top_level_spans(text: str) -> list[tuple[int, int, bool]]:
-    """Where each top-level object or array starts and ends, and whether it closes: the last may
-    run unclosed to the end of the text."""
+def _top_level_spans(text: str, begin: int) -> list[_Span]:
+    """Each top-level object or array from ``begin`` on: the last may run unclosed to the end."""
     spans = []
-    position = 0
+    position = begin
     while (opener := _OPENERS.search(text, position)) is not None:
-        end, _ = _scan(text, opener.start())
-        if end is None:
-            spans.append((opener.start(), len(text), False))
+        span = _scan(text, opener.start())
+        spans.append(span)
+        if not span.closed:
             break
-        spans.append((opener.start(), end, True))
-        position = end
+        position = span.end
     return spans
 
 
-def _scan(text: str, start: int) -> tuple[int | None, bool]:
-    """Where the object or array opened at ``start`` closes (None: it does not) and whether the
-    text ends inside a string.
+def _scan(text: str, start: int) -> _Span:
+    """The object or array opened at ``start``: where it closes, if it does, and its shape.
 
     Brackets in double-quoted strings, and in single-quoted ones where a string may begin, do not
     count. A closer that skips an open bracket closes it too (``{"a": [1}``); a closer matching
-    nothing open is ignored: both are left for the repair to judge.
+    nothing open is ignored: both are left for the repair to judge. Only brackets, quotes and
+    escapes are visited, so the pass costs little more than a regex search.
     """
     stack = [text[start]]
-    quote = ""
-    previous = text[start]
+    still_open = {"{": 0, "[": 0}
+    still_open[text[start]] = 1
+    depth = 1
+    keyless = int(_is_keyless_object(text, start))
     index = start + 1
-    while index < len(text):
-        char = text[index]
-        if quote:
-            if char == "\\":
-                index += 2
-                continue
-            if char == quote:
-                quote = ""
-                previous = char
-        elif char == '"' or (char == "'" and previous in "{[,:"):
-            quote = char
+    while (token := _BRACKET_OR_QUOTE.search(text, index)) is not None:
+        index = token.start()
+        char = token.group()
+        if char == '"' or (char == "'" and _previous_char(text, index) in "{[,:"):
+            index = _string_end(text, index)
+            if index < 0:
+                return _Span(start, len(text), False, True, depth, keyless)
+            continue
+        if char == "'":
+            pass  # an apostrophe in prose, not a string
         elif char in "{[":
             stack.append(char)
-        elif char in "}]" and _OPENER_OF[char] in stack:
-            while stack.pop() != _OPENER_OF[char]:
-                pass
+            still_open[char] += 1
+            depth = max(depth, len(stack))
+            keyless += _is_keyless_object(text, index)
+        elif still_open[_OPENER_OF[char]]:
+            while (opener := stack.pop()) != _OPENER_OF[char]:
+                still_open[opener] -= 1
+            still_open[opener] -= 1
             if not stack:
-                return index + 1, False
-        if not quote and not char.isspace():
-            previous = char
+                return _Span(start, index + 1, True, False, depth, keyless)
         index += 1
-    return None, bool(quote)
+    return _Span(start, len(text), False, False, depth, keyless)
 
 
-def _load_strict(text: str) -> tuple[bool, Any]:
+def _previous_char(text: str, index: int) -> str:
+    """The last non-space character before ``index``; the span's opener at the latest."""
+    index -= 1
+    while text[index].isspace():
+        index -= 1
+    return text[index]
+
+
+def _string_end(text: str, opening: int) -> int:
+    """Where the string opened by the quote at ``opening`` ends; -1 when it runs to the end."""
+    pattern = _STRING_END[text[opening]]
+    position = opening + 1
+    while (found := pattern.search(text, position)) is not None:
+        if found.group() != "\\":
+            return found.end()
+        position = found.start() + 2
+    return -1
+
+
+def _is_keyless_object(text: str, opener: int) -> bool:
+    return text[opener] == "{" and _KEYED_OBJECT_BODY.match(text, opener + 1) is None
+
+
+def _load_strict(text: str, search: _Search) -> tuple[bool, Any]:
     try:
-        return True, json.loads(text)
+        value = json.loads(text)
+    except RecursionError:
+        search.refuse(_too_deep())
+        return False, None
     except ValueError:
+        return False, None
+    if _nests_deeper_than(value, MAX_NESTING):
+        search.refuse(_too_deep())
+        return False, None
+    return True, value
+
+
+def _load_strict_span(text: str, span: _Span, search: _Search) -> tuple[bool, Any]:
+    if span.depth > MAX_NESTING:
+        search.refuse(_too_deep(span.depth))
+        return False, None
+    if text[span.start] == "{" and not _JSON_OBJECT_BODY.match(text, span.start + 1):
+        return False, None  # prose such as {x}: not worth a JSONDecodeError
+    try:
+        return True, json.loads(text[span.start : span.end])
+    except (ValueError, RecursionError):
         return False, None
 
 
-def _load_repaired(text: str) -> tuple[bool, Any]:
-    """A repair of an object or array, believed only when it keeps its bracket and is not empty
-    (``json_repair`` answers ``""``, ``{}`` or a stray list for what is not JSON)."""
+def _repair(text: str, span: _Span, search: _Search) -> tuple[bool, Any]:
+    """A repair of the object or array ``text`` (which ``span`` describes), believed only when
+    it keeps its bracket and is not empty (``json_repair`` answers ``""``, ``{}`` or a stray list
+    for what is not JSON); not tried where it could cost more than reading should."""
+    if span.depth > MAX_NESTING:
+        search.refuse(_too_deep(span.depth))
+        return False, None
+    rereads = span.keyless_objects * len(text)
+    if (
+        search.repairs_left <= 0
+        or len(text) > search.repair_chars_left
+        or rereads > search.rereads_left
+    ):
+        return False, None
+    search.repairs_left -= 1
+    search.repair_chars_left -= len(text)
+    search.rereads_left -= rereads
     try:
         value = json_repair.repair_json(text, return_objects=True, skip_json_loads=True)
     except (ValueError, RecursionError):
         return False, None
-    if isinstance(value, _container_type(text[0])) and value:
-        return True, value
-    return False, None
+    if not isinstance(value, _container_type(text[0])) or not value:
+        return False, None
+    if _nests_deeper_than(value, MAX_NESTING):
+        return False, None
+    return True, value
 
 
-def _load_container(text: str) -> tuple[bool, Any]:
-    parsed, value = _load_strict(text)
-    return (parsed, value) if parsed else _load_repaired(text)
+def _too_deep(depth: int | None = None) -> str:
+    levels = f"{depth:,} levels deep" if depth is not None else f"over {MAX_NESTING} levels deep"
+    return f"its JSON nests {levels}, and at most {MAX_NESTING} levels are read"
+
+
+def _load_span(text: str, span: _Span, search: _Search) -> tuple[bool, Any]:
+    parsed, value = _load_strict_span(text, span, search)
+    if parsed:
+        return parsed, value
+    return _repair(text[span.start : span.end], span, search)
+
+
+def _nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value``'s objects and arrays nest deeper than ``limit`` (read iteratively)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _container_type(opener: str) -> type[dict[str, Any]] | type[list[Any]]:
     return dict if opener == "{" else list
 
 
-def _first_tool_calls(values: Iterator[Any]) -> list[ParsedToolCall] | None:
+def _first_tool_calls(values: Iterator[Any], search: _Search) -> list[ParsedToolCall] | None:
     for value in values:
-        calls = _as_tool_calls(value)
+        calls = _as_tool_calls(value, search)
         if calls:
             return calls
     return None
 
 
-def _as_tool_calls(value: Any) -> list[ParsedToolCall] | None:
+def _as_tool_calls(value: Any, search: _Search) -> list[ParsedToolCall] | None:
     """The calls a JSON value stands for, or None when it is not (only) tool calls."""
     if isinstance(value, dict) and "tool_calls" in value:
         value = value["tool_calls"]
         if isinstance(value, dict):
             value = [value]
     items = value if isinstance(value, list) else [value]
-    calls = [_as_tool_call(item) for item in items]
+    calls = [_as_tool_call(item, search) for item in items]
     if not calls or None in calls:
         return None
     return [call for call in calls if call is not None]
 
 
-def _as_tool_call(value: Any) -> ParsedToolCall | None:
+def _as_tool_call(value: Any, search: _Search) -> ParsedToolCall | None:
     if not isinstance(value, dict) or value.get("type", "function") != "function":
         return None
     if isinstance(value.get("function"), dict):
         if not value.keys() <= _FUNCTION_WRAPPER_KEYS:
             return None
-        call = _as_tool_call(value["function"])
+        call = _as_tool_call(value["function"], search)
         if call is None or call.id is not None:
             return call
         return ParsedToolCall(call.name, call.arguments, _call_id(value.get("id")))
@@ -292,21 +453,24 @@ def _as_tool_call(value: Any) -> ParsedToolCall | None:
     if key is None and not value.keys() <= _CALL_KEYS:
         return None  # {"name": "Ada", "age": 36} is data; with "arguments" beside, a call
     raw = value[key] if key is not None else None
-    return ParsedToolCall(name, _as_arguments(raw), _call_id(value.get("id")))
+    return ParsedToolCall(name, _as_arguments(raw, search), _call_id(value.get("id")))
 
 
-def _as_arguments(raw: Any) -> dict[str, Any] | str:
+def _as_arguments(raw: Any, search: _Search) -> dict[str, Any] | str:
     if raw is None:
         return {}
     if isinstance(raw, dict):
         return raw
     if not isinstance(raw, str):
         return json.dumps(raw)
-    if not raw.strip():
+    text = raw.strip()
+    if not text:
         return {}
-    if not raw.lstrip().startswith("{"):
+    if not text.startswith("{"):
         return raw
-    parsed, value = _load_container(raw.strip())
+    parsed, value = _load_strict(text, search)
+    if not parsed:
+        parsed, value = _repair(text, _scan(text, 0), search)
     return value if parsed and isinstance(value, dict) else raw
 
 

@@ -1,11 +1,13 @@
 """What a chat call returns: Byzer-LLM's ``LLMResponse`` shape (``.output``, ``.values``,
-``.value``, ``.metadata``), with the validated tool calls and the SDK's ChatCompletion beside it."""
+``.value``, ``.metadata``), with the validated tool calls, each call's outcome, and the SDK's
+ChatCompletion beside it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from byzer_agents.exceptions import ToolExecutionError
 from byzer_agents.tools import Tool
 from byzer_agents.types import ChatCompletion
 
@@ -30,10 +32,13 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ToolResult:
+    """The outcome of one tool call that ran: its value, or why it did not return."""
+
     call: ToolCall
     value: Any = None
-    error: str | None = None
-    """Why the tool did not return: it raised, or timed out. ``None`` when it returned."""
+    error: ToolExecutionError | None = None
+    """Why the tool did not return: it raised (``ToolExecutionError``) or timed out
+    (``ToolTimeoutError``). ``None`` when it returned."""
     latency_s: float = 0.0
 
     @property
@@ -52,10 +57,19 @@ class LLMResponse:
     response: ChatCompletion | None = None
     """The last ChatCompletion of the call."""
     tool_calls: list[ToolCall] = field(default_factory=list)
+    """The validated calls: with ``execute_tool=True`` each call that ran, once, in the order
+    they ran (over every attempt); else the last answer's calls."""
     values: list[Any] = field(default_factory=list)
-    """Tool results, in call order (with ``execute_tool=True``)."""
+    """The values of the calls that returned, in call order (with ``execute_tool=True``)."""
     value: Any = None
     """The typed answer (with ``response_class``)."""
+    tool_results: list[ToolResult] = field(default_factory=list)
+    """One outcome per call in ``tool_calls`` (with ``execute_tool=True``): a value or an error."""
+
+    @property
+    def tool_errors(self) -> list[ToolExecutionError]:
+        """The calls that raised or timed out, in call order; each names its tool and call id."""
+        return [result.error for result in self.tool_results if result.error is not None]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,11 @@
 """Streaming: text deltas as they arrive, and typed answers as partial instances that fill in while
-the JSON streams (the last one validated in full)."""
+the JSON streams (the last one validated in full).
+
+Both are bounded: a stream is stopped with ModelStreamTooLongError once it runs past what the
+request allows (twice its ``max_tokens`` in chunks, or ``MAX_STREAM_CHARS``), since a server that
+ignores the limit would otherwise stream forever; and partial values are re-read at a pace that
+keeps the total work linear in the answer's length (``PartialAnswers``).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,63 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from byzer_agents.chat.parsing import parse_partial_json
+from byzer_agents.chat.parsing import MAX_SEARCH_CHARS, parse_partial_json
 from byzer_agents.chat.protocol import ChatBackend, astream
+from byzer_agents.exceptions import ModelStreamTooLongError
 from byzer_agents.prompts.schema import type_adapter
 from byzer_agents.types import ChatCompletionChunk, ChatRequest
 
-__all__ = ["astream_text", "partial_value", "stream_text"]
+__all__ = ["MAX_STREAM_CHARS", "PartialAnswers", "astream_text", "partial_value", "stream_text"]
+
+MAX_STREAM_CHARS = MAX_SEARCH_CHARS
+"""A stream is stopped past this many characters (about 250k tokens, more than any one reply)."""
+_CHUNKS_PER_TOKEN = 2
+"""Chunks allowed per token of ``max_tokens``: a chunk carries a token or more, so a stream with
+twice as many chunks is one whose server ignores the limit."""
+_EXTRA_CHUNKS = 16
+"""Chunks allowed beyond those: the role, the finish reason, the usage."""
+_READS_PER_CHAR = 16
+_FREE_READS = 1_000_000
+"""Characters of partial JSON read before the pace of re-reading slows (about a third of a
+second): answers of a few KB are re-read on every piece."""
+
+
+class _StreamBound:
+    """Counts a stream's chunks and characters, and stops it past the request's limits."""
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._model = request.model or "the model"
+        tokens = request.max_tokens
+        self._max_chunks = (
+            tokens * _CHUNKS_PER_TOKEN + _EXTRA_CHUNKS if tokens else MAX_STREAM_CHARS
+        )
+        self._max_tokens = tokens
+        self._chunks = 0
+        self._pieces: list[str] = []
+        self._chars = 0
+
+    def text_of(self, chunk: ChatCompletionChunk) -> str:
+        """The chunk's text; ModelStreamTooLongError when the stream has run past its limits."""
+        self._chunks += 1
+        text = _delta(chunk)
+        if self._chunks > self._max_chunks:
+            limit = (
+                f"max_tokens={self._max_tokens} ({self._chunks:,} chunks)"
+                if self._max_tokens
+                else f"{self._max_chunks:,} chunks"
+            )
+            self._stop(f"the stream went past {limit} and was stopped")
+        if self._chars + len(text) > MAX_STREAM_CHARS:
+            self._stop(
+                f"the stream went past {MAX_STREAM_CHARS:,} characters and was stopped; set "
+                "max_tokens to bound a long answer"
+            )
+        self._chars += len(text)
+        self._pieces.append(text)
+        return text
+
+    def _stop(self, message: str) -> None:
+        raise ModelStreamTooLongError(self._model, message, partial="".join(self._pieces))
 
 
 def _delta(chunk: ChatCompletionChunk) -> str:
@@ -25,17 +82,70 @@ def _delta(chunk: ChatCompletionChunk) -> str:
 
 
 def stream_text(backend: ChatBackend, request: ChatRequest) -> Iterator[str]:
-    for chunk in backend.stream(request):
-        text = _delta(chunk)
-        if text:
-            yield text
+    """The text deltas of ``backend``'s stream, stopped past the request's limits (the backend's
+    stream is closed then, as when the caller stops reading)."""
+    bound = _StreamBound(request)
+    chunks = backend.stream(request)
+    try:
+        for chunk in chunks:
+            text = bound.text_of(chunk)
+            if text:
+                yield text
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 async def astream_text(backend: ChatBackend, request: ChatRequest) -> AsyncIterator[str]:
-    async for chunk in astream(backend, request):
-        text = _delta(chunk)
-        if text:
-            yield text
+    bound = _StreamBound(request)
+    chunks = astream(backend, request)
+    try:
+        async for chunk in chunks:
+            text = bound.text_of(chunk)
+            if text:
+                yield text
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class PartialAnswers:
+    """The typed answer so far while its JSON streams in: ``add`` each piece of text and get a
+    new partial value when there is one (see ``partial_value``), None otherwise.
+
+    Reading the whole text again for every piece costs quadratic time (an answer of 9,840
+    pieces took 20 s), so the text is re-read only while all the reading done stays within
+    ``_READS_PER_CHAR`` times its length plus ``_FREE_READS``: a long answer's partials come
+    every sixteenth or so of its length, and the last value is read by the caller in full.
+    """
+
+    def __init__(self, answer_type: Any) -> None:
+        self._answer_type = answer_type
+        self._pieces: list[str] = []
+        self._length = 0
+        self._read = 0
+        self._last: Any = None
+
+    @property
+    def text(self) -> str:
+        """All the text added so far."""
+        if len(self._pieces) > 1:
+            self._pieces = ["".join(self._pieces)]
+        return self._pieces[0] if self._pieces else ""
+
+    def add(self, piece: str) -> Any | None:
+        self._pieces.append(piece)
+        self._length += len(piece)
+        if self._read + self._length > _READS_PER_CHAR * self._length + _FREE_READS:
+            return None
+        self._read += self._length
+        partial = partial_value(self._answer_type, self.text)
+        if partial is None or partial == self._last:
+            return None
+        self._last = partial
+        return partial
 
 
 def partial_value(answer_type: Any, text: str) -> Any | None:

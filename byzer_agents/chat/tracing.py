@@ -4,14 +4,19 @@ nowhere, when tracing is off), so the loop records without knowing whether anyon
 A model call that took more than one request (retries, fallbacks: ``chat/call_attempts.py``) is
 recorded as one event per request, all in the call's step: each failed request as an ``error``
 event naming the deployment it went to, then the answer as the loop judged it, under the
-deployment that gave it."""
+deployment that gave it.
+
+Tracing never costs the caller the answer: the store keeps what a locked or damaged database
+will not take (``traces/store.py``), and whatever a record call still raises is logged here and
+counted in the store's ``dropped_records``, never raised into the loop."""
 
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from byzer_agents.chat.call_attempts import take_call_attempts
 from byzer_agents.exceptions import CallAttempt
@@ -22,18 +27,44 @@ if TYPE_CHECKING:
 
 __all__ = ["RunTracer"]
 
+logger = logging.getLogger("byzer_agents.traces")
+_T = TypeVar("_T")
+
 
 class RunTracer:
     def __init__(self, store: TraceStore | None, *, kind: str, model: str) -> None:
         self._store = store
         self.model = model
-        self.run_id = store.new_run(kind, model=model) if store is not None else None
+        self.run_id: str | None = None
+        if store is not None:
+            self.run_id = self._guarded("a new run", lambda: store.new_run(kind, model=model))
         self._steps = itertools.count(1)
         self._lock = threading.Lock()
 
     def _next_step(self) -> int:
         with self._lock:
             return next(self._steps)
+
+    def _target(self, what: str) -> tuple[TraceStore, str] | None:
+        """The store and run that records go to; None without a store, or when the run could
+        not be recorded (then its records are lost, and counted as dropped)."""
+        if self._store is None:
+            return None
+        if self.run_id is None:
+            self._store.count_dropped(f"{what}: its run could not be recorded")
+            return None
+        return self._store, self.run_id
+
+    def _guarded(self, what: str, record: Callable[[], _T]) -> _T | None:
+        """``record()``, or None when it raised: logged and counted as dropped, never raised."""
+        try:
+            return record()
+        except Exception as exc:
+            reason = f"recording {what} raised {type(exc).__name__}: {exc}"
+            logger.warning("%s; the call goes on without it", reason, exc_info=True)
+            if self._store is not None:
+                self._store.count_dropped(reason)
+            return None
 
     def model_call(
         self,
@@ -52,40 +83,46 @@ class RunTracer:
         those behind an answer are taken off ``completion`` here."""
         requests = list(call_attempts) or take_call_attempts(completion)
         step = self._next_step()
-        if self._store is None or self.run_id is None:
+        target = self._target("a model call")
+        if target is None:
             return None
-        dumped_request = request.model_dump(exclude_none=True)
-        failed = requests if completion is None else requests[:-1]
-        event_id = None
-        for sent in failed:
-            event_id = self._store.record_model_call(
-                run_id=self.run_id,
+        store, run_id = target
+
+        def record() -> str | None:
+            dumped_request = request.model_dump(exclude_none=True)
+            failed = requests if completion is None else requests[:-1]
+            event_id = None
+            for sent in failed:
+                event_id = store.record_model_call(
+                    run_id=run_id,
+                    step=step,
+                    request=dumped_request,
+                    response=None,
+                    model=sent.deployment,
+                    usage=None,
+                    latency_s=sent.latency_s,
+                    attempt=attempt,
+                    status="error",
+                    error=sent.error or error,
+                )
+            if completion is None and failed:
+                return event_id
+            answered = requests[-1] if requests else None
+            usage = completion.usage.model_dump() if completion and completion.usage else None
+            return store.record_model_call(
+                run_id=run_id,
                 step=step,
                 request=dumped_request,
-                response=None,
-                model=sent.deployment,
-                usage=None,
-                latency_s=sent.latency_s,
+                response=completion.model_dump(exclude_none=True) if completion else None,
+                model=answered.deployment if answered is not None else self.model,
+                usage=usage,
+                latency_s=answered.latency_s if answered is not None else latency_s,
                 attempt=attempt,
-                status="error",
-                error=sent.error or error,
+                status=status,
+                error=error,
             )
-        if completion is None and failed:
-            return event_id
-        answered = requests[-1] if requests else None
-        usage = completion.usage.model_dump() if completion and completion.usage else None
-        return self._store.record_model_call(
-            run_id=self.run_id,
-            step=step,
-            request=dumped_request,
-            response=completion.model_dump(exclude_none=True) if completion else None,
-            model=answered.deployment if answered is not None else self.model,
-            usage=usage,
-            latency_s=answered.latency_s if answered is not None else latency_s,
-            attempt=attempt,
-            status=status,
-            error=error,
-        )
+
+        return self._guarded(f"a model call of run {run_id}", record)
 
     def tool_call(
         self,
@@ -98,20 +135,28 @@ class RunTracer:
         parent_id: str | None,
     ) -> None:
         step = self._next_step()
-        if self._store is None or self.run_id is None:
+        target = self._target("a tool call")
+        if target is None:
             return
-        self._store.record_tool_call(
-            run_id=self.run_id,
-            step=step,
-            tool_name=tool_name,
-            arguments=arguments,
-            result=result,
-            status="ok" if error is None else "error",
-            error=error,
-            latency_s=latency_s,
-            parent_id=parent_id,
+        store, run_id = target
+        self._guarded(
+            f"a call of tool {tool_name!r} in run {run_id}",
+            lambda: store.record_tool_call(
+                run_id=run_id,
+                step=step,
+                tool_name=tool_name,
+                arguments=arguments,
+                result=result,
+                status="ok" if error is None else "error",
+                error=error,
+                latency_s=latency_s,
+                parent_id=parent_id,
+            ),
         )
 
     def finish(self, status: RunStatus) -> None:
-        if self._store is not None and self.run_id is not None:
-            self._store.finish_run(self.run_id, status)
+        target = self._target("the end of a run")
+        if target is None:
+            return
+        store, run_id = target
+        self._guarded(f"the end of run {run_id}", lambda: store.finish_run(run_id, status))

@@ -9,6 +9,7 @@ from typing import Any
 import jinja2
 
 from byzer_agents.exceptions import PromptTemplateError
+from byzer_agents.prompts.placeholders import field_notes, shape, without_descriptions
 
 __all__ = ["compile_template", "package_environment", "render"]
 
@@ -20,6 +21,9 @@ def _tojson(value: Any, indent: int | None = None) -> str:
 
 def _configure(environment: jinja2.Environment) -> jinja2.Environment:
     environment.filters["tojson"] = _tojson
+    environment.filters["shape"] = shape
+    environment.filters["field_notes"] = field_notes
+    environment.filters["without_descriptions"] = without_descriptions
     return environment
 
 

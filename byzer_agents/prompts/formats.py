@@ -7,17 +7,19 @@ Each function keeps Byzer-LLM's name and signature, so a user's replacement (pas
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
 import jinja2
 
 from byzer_agents.prompts.environment import render
+from byzer_agents.prompts.placeholders import shape
 from byzer_agents.prompts.schema import json_schema
-from byzer_agents.tools import ToolChoice, ToolLike, ToolSet
+from byzer_agents.tools import Tool, ToolChoice, ToolLike, ToolSet
 
 __all__ = [
-    "example_arguments",
+    "example_call",
     "function_calling_format",
     "response_class_format",
     "response_class_format_after_chat",
@@ -42,15 +44,11 @@ def function_calling_format(
     choice = ToolChoice.parse(tool_choice, toolset)
     if choice.mode == "none" or not toolset:
         return prompt
-    # The forced tool, else the one whose example shows the most: small models copy examples.
+    # The forced tool, else the one whose example shows the most arguments.
     example_tool = toolset.get(choice.tool) if choice.tool else None
     if example_tool is None:
         example_tool = max(toolset, key=lambda t: len(t.parameters.get("required", [])))
-    example = {
-        "tool_calls": [
-            {"name": example_tool.name, "arguments": example_arguments(example_tool.parameters)}
-        ]
-    }
+    example = example_call(example_tool)
     return render(
         template or "function_calling.j2",
         prompt=prompt,
@@ -70,42 +68,8 @@ def response_class_format_after_chat(cls: Any, *, template: Template = None) -> 
     return render(template or "response_class_after_chat.j2", schema=json_schema(cls))
 
 
-_PLACEHOLDERS: dict[str, Any] = {
-    "string": "...",
-    "integer": 1,
-    "number": 1.5,
-    "boolean": True,
-    "array": [],
-    "object": {},
-    "null": None,
-}
-
-
-def example_arguments(schema: dict[str, Any]) -> dict[str, Any]:
-    """Placeholder arguments with the required properties of ``schema``, for the prompt's example:
-    enum values and defaults where the schema has them, a value of the right type otherwise."""
-    properties = schema.get("properties", {})
-    return {name: _example_value(properties.get(name, {})) for name in schema.get("required", [])}
-
-
-def _example_value(prop: dict[str, Any]) -> Any:
-    if prop.get("enum"):
-        return prop["enum"][0]
-    if "const" in prop:
-        return prop["const"]
-    if "default" in prop:
-        return prop["default"]
-    for key in ("anyOf", "oneOf"):
-        options = [option for option in prop.get(key, []) if option.get("type") != "null"]
-        if options:
-            return _example_value(options[0])
-    schema_type = prop.get("type")
-    if isinstance(schema_type, list):
-        schema_type = next((t for t in schema_type if t != "null"), None)
-    if schema_type == "object" and "properties" in prop:
-        return example_arguments(prop)
-    if schema_type == "string" and prop.get("format") == "date-time":
-        return "2024-01-31T09:00:00"
-    if schema_type == "string" and prop.get("format") == "date":
-        return "2024-01-31"
-    return _PLACEHOLDERS.get(schema_type, "...") if isinstance(schema_type, str) else "..."
+def example_call(tool: Tool) -> str:
+    """The example call the prompt shows: ``tool``'s name and its required arguments, each value a
+    ``<placeholder>`` naming its type (see ``placeholders``), so a copy is never a call."""
+    arguments = shape(tool.parameters, required_only=True)
+    return f'{{"tool_calls": [{{"name": {json.dumps(tool.name)}, "arguments": {arguments}}}]}}'

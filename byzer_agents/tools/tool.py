@@ -2,7 +2,8 @@
 
 A Tool stays callable exactly like its function; beside that it carries the API-safe ``name``, the
 ``description``, the JSON Schema ``parameters``, and validates a model's arguments before the
-function ever sees them.
+function ever sees them. A tool runs once per call unless it declares itself safe to run again
+after a transient failure (``@tool(retries=n)``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _MAX_VALUE_REPR = 80
+# Backoff between a retrying tool's runs: 0.1 s, 0.2 s, 0.4 s, ... at most 2 s.
+_RETRY_FIRST_WAIT_S = 0.1
+_RETRY_MAX_WAIT_S = 2.0
 
 
 class Tool(Generic[P, R]):
@@ -43,6 +47,8 @@ class Tool(Generic[P, R]):
     """JSON Schema of the arguments object."""
     strict: bool
     fn: Callable[P, R] | None
+    retries: int
+    """How many times the function is run again after it raises (0: it runs once)."""
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class Tool(Generic[P, R]):
         schema: FunctionSchema | None = None,
         schema_validator: jsonschema.protocols.Validator | None = None,
         binds_class: bool = False,
+        retries: int = 0,
     ) -> None:
         self.original_name = name
         self.name = api_safe_name(name)
@@ -62,6 +69,7 @@ class Tool(Generic[P, R]):
         self.parameters = parameters
         self.strict = strict
         self.fn = fn
+        self.retries = _checked_retries(name, retries)
         self._schema = schema
         self._schema_validator = schema_validator
         self._binds_class = binds_class
@@ -80,7 +88,9 @@ class Tool(Generic[P, R]):
         name: str | None = None,
         description: str | None = None,
         strict: bool = False,
+        retries: int = 0,
     ) -> Tool[P, R]:
+        """A tool from a function's signature and docstring; ``retries``: see ``tool``."""
         binds_class = isinstance(fn, classmethod)
         if isinstance(fn, (staticmethod, classmethod)):
             fn = fn.__func__
@@ -98,6 +108,7 @@ class Tool(Generic[P, R]):
             fn=fn,
             schema=schema,
             binds_class=binds_class,
+            retries=retries,
         )
 
     @classmethod
@@ -107,6 +118,7 @@ class Tool(Generic[P, R]):
         fn: Callable[..., Any] | None = None,
         *,
         strict: bool | None = None,
+        retries: int = 0,
     ) -> Tool[..., Any]:
         """A tool from an OpenAI-style definition (``{"type": "function", "function": {...}}`` or
         the bare ``{name, description, parameters}``), in standard JSON Schema or a dialect such as
@@ -139,7 +151,13 @@ class Tool(Generic[P, R]):
             # Every known format, not only the declared draft's: a draft-04 schema saying
             # "format": "uuid" means it, though draft 4 did not define uuid.
             schema_validator=validator_class(parameters, format_checker=jsonschema.FormatChecker()),
+            retries=retries,
         )
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the function is a coroutine function (run on the event loop, cancellable)."""
+        return self._is_async
 
     # --- what a model sees --------------------------------------------------------------------
 
@@ -159,38 +177,63 @@ class Tool(Generic[P, R]):
     def validate(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
         """Check a call's arguments (a dict or a JSON string) and return them validated and coerced,
         keyed by parameter name. Raises ToolArgumentsError naming every bad field."""
-        if self._schema is not None:
-            return self._validate_with_model(self._schema, arguments)
-        data = self._load(arguments)
-        if self._schema_validator is not None:
-            errors = sorted(
-                self._schema_validator.iter_errors(data), key=lambda e: list(map(str, e.path))
-            )
-            if errors:
-                raise ToolArgumentsError(self.name, [_from_jsonschema(error) for error in errors])
+        try:
+            if self._schema is not None:
+                return self._validate_with_model(self._schema, arguments)
+            data = self._load(arguments)
+            if self._schema_validator is not None:
+                errors = sorted(
+                    self._schema_validator.iter_errors(data), key=lambda e: list(map(str, e.path))
+                )
+                if errors:
+                    raise ToolArgumentsError(
+                        self.name, [_from_jsonschema(error) for error in errors]
+                    )
+        except RecursionError:
+            # json.loads and jsonschema recurse per level: a model's 10,000-deep reply is a bad
+            # call to feed back, not a crash.
+            raise ToolArgumentsError(
+                self.name,
+                [ArgumentError("", "nested too deeply to read; send a flatter arguments object")],
+            ) from None
         return data
 
     def invoke(self, arguments: Mapping[str, Any] | str | None) -> R:
-        """Validate the arguments, then call the function with them."""
+        """Validate the arguments, then call the function with them (``call_validated``)."""
+        return self.call_validated(self.validate(arguments))
+
+    async def ainvoke(self, arguments: Mapping[str, Any] | str | None) -> R:
+        """Validate, then await the function (``acall_validated``)."""
+        return await self.acall_validated(self.validate(arguments))
+
+    def call_validated(self, arguments: dict[str, Any]) -> R:
+        """Call the function with arguments that ``validate`` returned (validated once, so never
+        twice), running it again after a failure up to ``retries`` times."""
         if self._is_async:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return asyncio.run(self.ainvoke(arguments))
+                return asyncio.run(self.acall_validated(arguments))
             raise RuntimeError(
                 f"tool {self.name!r} is async and an event loop is already running in this "
                 "thread; use `await tool.ainvoke(arguments)`"
             )
-        return self._call(self.validate(arguments))
+        if not self.retries:
+            return self._call(arguments)
+        result: R = _retrying(self.retries, asynchronous=False)(self._call, arguments)
+        return result
 
-    async def ainvoke(self, arguments: Mapping[str, Any] | str | None) -> R:
-        """Validate, then await the function; a sync function runs in a worker thread so it does
-        not block the event loop (parallel tool calls rely on this)."""
-        validated = self.validate(arguments)
-        if self._is_async:
-            result: Any = await self._call(validated)
+    async def acall_validated(self, arguments: dict[str, Any]) -> R:
+        """``call_validated`` for asyncio: an async function is awaited, a sync one runs in a
+        worker thread so it does not block the event loop (parallel tool calls rely on this)."""
+        if not self._is_async:
+            result: Any = await asyncio.to_thread(self.call_validated, arguments)
+        elif not self.retries:
+            result = await self._call(arguments)
         else:
-            result = await asyncio.to_thread(self._call, validated)
+            async for attempt in _retrying(self.retries, asynchronous=True):
+                with attempt:
+                    result = await self._call(arguments)
         if inspect.isawaitable(result):
             result = await result
         return result
@@ -232,6 +275,7 @@ class Tool(Generic[P, R]):
                 f"tool {self.name!r} is a method: invoke it through an instance "
                 f"(`obj.{self.original_name}.invoke(...)`)"
             )
+        validated = dict(validated)  # the caller's copy stays whole for a retry
         positional_names = self._schema.positional_only if self._schema else ()
         positional = [validated.pop(name) for name in positional_names if name in validated]
         return fn(*positional, **validated)
@@ -280,7 +324,11 @@ def tool(fn: Callable[P, R], /) -> Tool[P, R]: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, strict: bool = False
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    strict: bool = False,
+    retries: int = 0,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -291,14 +339,52 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     strict: bool = False,
+    retries: int = 0,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a function a Tool: ``@tool``, ``@tool(name=..., description=..., strict=...)``, or
-    ``tool(fn)`` on any function or bound method."""
+    ``tool(fn)`` on any function or bound method.
+
+    Args:
+        retries: how many times to run the function again when it raises, with a short
+            backoff (0.1 s, doubling, at most 2 s). Only for tools that are safe to repeat (a
+            read that may fail transiently); a call that ran is otherwise final, because a
+            tool with effects (an email sent, a row written) must not repeat them.
+    """
 
     def decorate(function: Callable[P, R]) -> Tool[P, R]:
-        return Tool.from_function(function, name=name, description=description, strict=strict)
+        return Tool.from_function(
+            function, name=name, description=description, strict=strict, retries=retries
+        )
 
     return decorate if fn is None else decorate(fn)
+
+
+def _checked_retries(name: str, retries: Any) -> int:
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ToolDefinitionError(
+            f"tool {name!r}: retries must be a whole number, 0 or more (how many times to run "
+            f"the tool again after it raises), got {retries!r}"
+        )
+    return retries
+
+
+def _retrying(retries: int, *, asynchronous: bool) -> Any:
+    """tenacity's policy for a tool safe to repeat: ``retries`` more runs after the first, on
+    any failure but a definition mistake, re-raising the last failure as itself."""
+    import tenacity  # here, not at import: most tools never retry, and the package loads light
+
+    policy: dict[str, Any] = {
+        "stop": tenacity.stop_after_attempt(retries + 1),
+        "wait": tenacity.wait_exponential(multiplier=_RETRY_FIRST_WAIT_S, max=_RETRY_MAX_WAIT_S),
+        "retry": tenacity.retry_if_exception(_is_transient),
+        "reraise": True,
+    }
+    return tenacity.AsyncRetrying(**policy) if asynchronous else tenacity.Retrying(**policy)
+
+
+def _is_transient(error: BaseException) -> bool:
+    # Not a definition mistake, and never a cancellation (a tool timeout) or an interrupt.
+    return isinstance(error, Exception) and not isinstance(error, ToolDefinitionError)
 
 
 def _is_async_callable(fn: Callable[..., Any]) -> bool:

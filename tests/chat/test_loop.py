@@ -23,6 +23,7 @@ from byzer_agents import (
     ToolCallError,
     tool,
 )
+from byzer_agents.exceptions import ToolExecutionError, ToolTimeoutError
 from byzer_agents.traces import TraceStore
 from tests.chat.conftest import NATIVE
 
@@ -119,7 +120,7 @@ def test_unknown_tool_is_fed_back_with_the_tool_names(scripted) -> None:
     assert "['compute_date_range']" in backend.requests[1].messages[-1]["content"]
 
 
-def test_a_raising_tool_is_reported_not_raised(scripted) -> None:
+def test_a_raising_tool_is_reported_on_the_response_and_not_retried(scripted) -> None:
     attempts = []
 
     @tool
@@ -127,26 +128,32 @@ def test_a_raising_tool_is_reported_not_raised(scripted) -> None:
         attempts.append((a, b))
         return a / b
 
-    llm, backend = scripted(
-        fenced({"tool_calls": [call("divide", a=1, b=0)]}),
-        fenced({"tool_calls": [call("divide", a=1, b=4)]}),
-    )
+    llm, backend = scripted(fenced({"tool_calls": [call("divide", a=1, b=0)]}))
     (response,) = llm.chat_oai("q", tools=[divide], execute_tool=True)
-    assert response.values == [0.25]
-    assert "ZeroDivisionError" in backend.requests[1].messages[-1]["content"]
-    assert attempts == [(1.0, 0.0), (1.0, 4.0)]
+    assert response.values == []
+    (error,) = response.tool_errors
+    assert isinstance(error, ToolExecutionError) and error.tool_name == "divide"
+    assert error.reason == "ZeroDivisionError: float division by zero"
+    assert isinstance(error.__cause__, ZeroDivisionError)
+    assert attempts == [(1.0, 0.0)] and len(backend.requests) == 1
 
 
-def test_a_tool_that_times_out_is_reported(scripted) -> None:
+def test_a_tool_that_times_out_is_reported_as_maybe_still_running(scripted) -> None:
+    release = threading.Event()
+
     @tool
     def slow() -> str:
-        time.sleep(2)
+        release.wait(5)
         return "late"
 
     llm, _ = scripted(fenced({"tool_calls": [call("slow")]}), tool_timeout_s=0.2)
-    with pytest.raises(ToolCallError) as caught:
-        llm.chat_oai("q", tools=[slow], execute_tool=True, max_retries=0)
-    assert "timed out after 0.2 s" in caught.value.attempts[0].error
+    try:
+        (response,) = llm.chat_oai("q", tools=[slow], execute_tool=True)
+    finally:
+        release.set()
+    (error,) = response.tool_errors
+    assert isinstance(error, ToolTimeoutError) and error.still_running
+    assert "timed out after 0.2 s and may still be running" in str(error)
 
 
 def test_parallel_calls_run_concurrently_and_keep_order(scripted) -> None:
@@ -315,6 +322,18 @@ def test_truncated_answer_is_reported_as_such(scripted) -> None:
     llm, _ = scripted(cut)
     with pytest.raises(ExtractionError, match="cut off at the token limit"):
         llm.extract(Story, "text", max_retries=0)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_a_typed_answer_nested_too_deeply_is_fed_back_then_typed(scripted, native: bool) -> None:
+    deep = '{"title": ' + "[" * 10_000 + "]" * 10_000 + ', "body": "b"}'
+    llm, backend = scripted(deep, deep, capabilities=NATIVE if native else None)
+    started = time.perf_counter()
+    with pytest.raises(ExtractionError) as caught:
+        llm.extract(Story, "text", max_retries=1)
+    assert time.perf_counter() - started < 5
+    assert len(backend.requests) == 2
+    assert all(attempt.error for attempt in caught.value.attempts)
 
 
 def test_response_after_chat_answers_freely_then_extracts(

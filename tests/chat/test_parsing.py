@@ -3,8 +3,11 @@ repaired, and partial JSON read while it streams."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,6 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from byzer_agents.chat.parsing import (
+    MAX_NESTING,
+    MAX_SEARCH_CHARS,
+    JSONTooLargeError,
     NoJSONFoundError,
     ParsedToolCall,
     extract_json,
@@ -492,6 +498,78 @@ def test_a_broken_stream_falls_back_to_repair():
 @pytest.mark.parametrize("text", ["]", "}", "{]", '{"a": "\\', "[[[[[[[[[", "{'", "```", "\\u"])
 def test_odd_prefixes_do_not_raise(text: str):
     parse_partial_json(text)
+
+
+# --- bounds: hostile replies stay cheap and typed -------------------------------------------------
+
+
+def seconds_to_read(read: Callable[[str], Any], text: str) -> float:
+    start = time.perf_counter()
+    with contextlib.suppress(NoJSONFoundError):
+        read(text)
+    return time.perf_counter() - start
+
+
+READERS = [extract_json, parse_tool_calls, parse_partial_json]
+
+
+@pytest.mark.parametrize("read", READERS, ids=lambda read: read.__name__)
+def test_400_kb_of_open_braces_is_read_in_linear_time(read: Callable[[str], Any]):
+    # 1 KB of this took 17.7 s and 2 KB 81 s: every unclosed { restarted the search and a repair.
+    assert seconds_to_read(read, "{ " * 200_000) < 2
+
+
+@pytest.mark.parametrize("read", READERS, ids=lambda read: read.__name__)
+def test_objects_without_keys_are_not_handed_to_json_repair_at_length(read: Callable[[str], Any]):
+    # json_repair re-reads the rest of its input for each: 32 KB of these took it 73 s.
+    empty_objects = "{ " * 20 + "} " * 20
+    assert seconds_to_read(read, "[" + empty_objects * 400) < 2
+
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        DEEP,
+        '{"a": ' * 10_000 + "1" + "}" * 10_000,
+        f"Here it is: {DEEP} done",
+        f"```json\n{DEEP}\n```",
+        "[" * 10_000,
+    ],
+    ids=["array", "object", "in-prose", "fenced", "unclosed"],
+)
+def test_json_nested_10k_deep_is_refused_with_a_typed_error(text: str):
+    with pytest.raises(JSONTooLargeError, match=f"at most {MAX_NESTING} levels") as raised:
+        extract_json(text)
+    assert isinstance(raised.value, NoJSONFoundError)
+    assert raised.value.text == text
+
+
+def test_a_tool_call_nested_10k_deep_is_no_call():
+    assert parse_tool_calls(f'{{"name": "f", "arguments": {{"x": {DEEP}}}}}') is None
+
+
+def test_arguments_nested_10k_deep_in_a_string_stay_the_string_for_validation_to_show():
+    arguments = f'{{"x": {DEEP}}}'
+    text = json.dumps({"name": "f", "arguments": arguments})
+    assert parse_tool_calls(text) == [call("f", arguments)]
+
+
+def test_json_at_the_nesting_limit_is_read_and_one_deeper_is_refused():
+    at_limit = "[" * MAX_NESTING + "]" * MAX_NESTING
+    assert extract_json(f"see {at_limit}") == json.loads(at_limit)
+    with pytest.raises(JSONTooLargeError):
+        extract_json(f"see [{at_limit}]")
+
+
+def test_a_reply_past_the_search_cap_is_read_only_when_it_is_json_as_a_whole():
+    document = json.dumps({"story": "x" * MAX_SEARCH_CHARS})
+    assert extract_json(document) == {"story": "x" * MAX_SEARCH_CHARS}
+    with pytest.raises(JSONTooLargeError, match="characters long"):
+        extract_json(f"Here it is: {document}")
+    assert parse_tool_calls(f'Here: {{"name": "f", "arguments": {document}}}') is None
 
 
 # --- properties -----------------------------------------------------------------------------------

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from typing import Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from byzer_agents import (
     PromptTemplateError,
@@ -16,14 +17,13 @@ from byzer_agents import (
     response_class_format_after_chat,
     tool,
 )
-from byzer_agents.prompts.formats import example_arguments
 from byzer_agents.tools import compute_date_range, compute_now
 
 
 class Story(BaseModel):
     """A short story."""
 
-    title: str
+    title: str = Field(description="The story's title")
     body: str
 
 
@@ -48,13 +48,41 @@ def test_function_calling_lists_every_tool_with_its_schema_and_ends_with_the_pro
     assert "answer in plain text instead" in text
 
 
-def test_function_calling_example_is_a_valid_call_of_an_offered_tool() -> None:
+def _example(text: str) -> str:
+    """The example call the prompt shows (the plain code block after "For example")."""
+    return re.search(r"For example[^\n]*\n```\n(.*?)\n```", text, re.S).group(1)  # type: ignore[union-attr]
+
+
+def test_function_calling_example_names_an_offered_tool_with_placeholders_only() -> None:
     text = function_calling_format("hi", [compute_now, compute_date_range])
-    example = _json_blocks(text)[-1]
-    assert isinstance(example, dict)
-    (call,) = example["tool_calls"]
-    assert call["name"] == "compute_date_range"  # the tool with the most to show
-    compute_date_range.validate(call["arguments"])
+    example = _example(text)
+    assert example == (
+        '{"tool_calls": [{"name": "compute_date_range", "arguments": '
+        '{"count": <integer>, "unit": <one of "day", "week", "month", "year">}}]}'
+    )
+
+
+def test_function_calling_example_holds_no_value_a_model_could_copy() -> None:
+    # The old example showed {"count": 1, "unit": "day"}: the shipped model answered "the last
+    # 2 weeks" with exactly that. A placeholder is not JSON, so a copy never parses as a call.
+    @tool
+    def book(
+        city: str,
+        nights: int,
+        when: datetime.date,
+        unit: Literal["c", "f"] = "c",
+        late: bool = False,
+    ) -> None:
+        """Book a room."""
+
+    text = function_calling_format("q", [book])
+    example = _example(text)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(example)
+    arguments = re.search(r'"arguments": \{(.*)\}\}\]\}$', example).group(1)  # type: ignore[union-attr]
+    values = re.findall(r'"\w+": (<[^>]*>)', arguments)
+    assert values == ["<string>", "<integer>", "<string, date>"]  # required ones, all placeholders
+    assert not _json_blocks(text)[1:], "no JSON block beyond the reply form"
 
 
 def test_tool_choice_none_returns_the_prompt_untouched() -> None:
@@ -65,7 +93,7 @@ def test_tool_choice_required_and_named_tool_say_so() -> None:
     assert "must call at least one tool" in function_calling_format("q", [compute_now], "required")
     forced = function_calling_format("q", [compute_now, compute_date_range], compute_now)
     assert "You must call the tool compute_now." in forced
-    assert _json_blocks(forced)[-1] == {"tool_calls": [{"name": "compute_now", "arguments": {}}]}
+    assert _example(forced) == '{"tool_calls": [{"name": "compute_now", "arguments": {}}]}'
 
 
 def test_plain_functions_and_dotted_schema_names_are_accepted() -> None:
@@ -96,17 +124,29 @@ def test_user_template_with_a_missing_variable_names_it() -> None:
         response_class_format("q", Story, template="{{ colour }}")
 
 
-def test_response_class_format_asks_for_json_of_the_schema() -> None:
+def test_response_class_format_shows_the_form_the_notes_and_the_schema() -> None:
     text = response_class_format("Tell me a story about cats.", Story)
     assert text.startswith("Tell me a story about cats.")
+    assert '{"title": <string>, "body": <string>}' in text
+    assert "- title (string, required): The story's title" in text
     (schema,) = _json_blocks(text)
     assert schema["properties"].keys() == {"title", "body"}  # type: ignore[index]
 
 
-def test_after_chat_format_carries_the_schema_without_a_prompt() -> None:
+def test_response_class_format_keeps_descriptions_out_of_value_positions() -> None:
+    # Shown beside its key, "What the meeting is about" came back as the topic.
+    text = response_class_format("q", Story)
+    for line in text.splitlines():
+        if "The story's title" in line:
+            assert line.startswith("- title ("), line
+    assert "description" not in json.dumps(_json_blocks(text))
+
+
+def test_after_chat_format_carries_the_form_without_a_prompt() -> None:
     text = response_class_format_after_chat(Story)
-    assert "your answer above" in text
-    assert _json_blocks(text)[0]["description"] == "A short story."  # type: ignore[index]
+    assert text.startswith("Now write the information in your answer above")
+    assert '{"title": <string>, "body": <string>}' in text
+    assert _json_blocks(text)[0]["required"] == ["title", "body"]  # type: ignore[index]
 
 
 def test_json_in_prompts_is_not_html_escaped() -> None:
@@ -116,18 +156,3 @@ def test_json_in_prompts_is_not_html_escaped() -> None:
 
     text = function_calling_format("q", [compare])
     assert "a < b" in text and "&lt;" not in text and "&amp;" not in text
-
-
-def test_example_arguments_use_enums_defaults_and_types() -> None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "unit": {"type": "string", "enum": ["c", "f"]},
-            "n": {"type": "integer"},
-            "when": {"type": "string", "format": "date"},
-            "maybe": {"anyOf": [{"type": "number"}, {"type": "null"}]},
-            "skipped": {"type": "string"},
-        },
-        "required": ["unit", "n", "when", "maybe"],
-    }
-    assert example_arguments(schema) == {"unit": "c", "n": 1, "when": "2024-01-31", "maybe": 1.5}

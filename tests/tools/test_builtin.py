@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 
 import pytest
 
@@ -59,7 +60,11 @@ def test_python_eval_computes_arithmetic(expression: str, value: float) -> None:
         ("(1).real", "not allowed"),
         ("[1, 2]", "not allowed"),
         ("'a' * 3", "not allowed"),
-        ("9 ** 9 ** 9", "exponent"),
+        ("9 ** 9 ** 9", "too large to compute: about 369,693,100 digits"),
+        ("10 ** 4300", "at most 4300 digits"),
+        ("2.0 ** 5000", "too large for a float"),
+        ("1e308 * 10", "too large for a float"),
+        ("-" * 300 + "1", "nested 301 levels deep; at most 200"),
         ("1 / 0", "division by zero"),
         ("(-8) ** 0.5", "no real value"),
         ("1 +", "not an arithmetic expression"),
@@ -68,3 +73,20 @@ def test_python_eval_computes_arithmetic(expression: str, value: float) -> None:
 def test_python_eval_refuses_everything_but_arithmetic(expression: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         python_eval.invoke({"expression": expression})
+
+
+def test_python_eval_refuses_a_huge_power_before_computing_it() -> None:
+    # Computing it took 57 s holding the GIL, which no tool timeout can stop.
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"\(10\*\*4299\)\*\*10000 is too large to compute"):
+        python_eval.invoke({"expression": "(10**4299)**10000"})
+    with pytest.raises(ValueError, match="too large to compute"):
+        python_eval.invoke({"expression": "(10**4299) * (10**4299)"})
+    assert time.perf_counter() - started < 2
+
+
+def test_python_eval_computes_large_results_within_the_limit() -> None:
+    assert python_eval.invoke({"expression": "2 ** 10000"}) == 2**10000
+    assert python_eval.invoke({"expression": "10 ** 4299 - 1"}) == 10**4299 - 1
+    assert python_eval.invoke({"expression": "1 ** (10 ** 4000)"}) == 1
+    assert python_eval.invoke({"expression": " + ".join(["1"] * 200)}) == 200

@@ -332,3 +332,103 @@ def test_annotation_that_does_not_resolve_is_refused_with_the_name() -> None:
 
     with pytest.raises(ToolDefinitionError, match=r"'use'.*'Local' is not defined"):
         local_types()
+
+
+# --- running once, or again when the tool says it is safe -------------------------------------
+
+
+def test_a_tool_runs_once_by_default_and_its_error_is_raised_as_itself() -> None:
+    runs = []
+
+    @tool
+    def send(to: str) -> None:
+        runs.append(to)
+        raise ConnectionError("refused")
+
+    assert send.retries == 0
+    with pytest.raises(ConnectionError, match="refused"):
+        send.invoke({"to": "a@b.c"})
+    assert runs == ["a@b.c"]
+
+
+def test_retries_run_a_failing_tool_again_up_to_the_limit() -> None:
+    runs = []
+
+    @tool(retries=2)
+    def flaky(n: int) -> int:
+        runs.append(n)
+        if len(runs) < 3:
+            raise TimeoutError("busy")
+        return n
+
+    assert flaky.invoke({"n": "7"}) == 7 and runs == [7, 7, 7]
+
+
+def test_retries_are_bounded_and_the_last_error_is_raised_as_itself() -> None:
+    runs = []
+
+    @tool(retries=2)
+    async def always_busy() -> int:
+        runs.append(1)
+        raise TimeoutError(f"busy {len(runs)}")
+
+    with pytest.raises(TimeoutError, match="busy 3"):
+        asyncio.run(always_busy.ainvoke({}))
+    assert len(runs) == 3
+
+
+def test_retries_keep_positional_only_arguments_for_every_run() -> None:
+    seen = []
+
+    @tool(retries=1)
+    def power(base: int, /, exponent: int) -> int:
+        seen.append(base)
+        if len(seen) == 1:
+            raise OSError("transient")
+        return base**exponent
+
+    arguments = power.validate({"base": 2, "exponent": 3})
+    assert power.call_validated(arguments) == 8 and seen == [2, 2]
+    assert arguments == {"base": 2, "exponent": 3}  # the caller's validated arguments are kept
+
+
+@pytest.mark.parametrize("retries", [-1, 1.5, "2", True, None])
+def test_retries_must_be_a_whole_number_zero_or_more(retries: object) -> None:
+    with pytest.raises(ToolDefinitionError, match=rf"retries must be a whole number.*{retries!r}"):
+        tool(retries=retries)(get_weather)  # type: ignore[arg-type]
+
+
+def test_schema_tools_take_retries_too() -> None:
+    lookup = Tool.from_schema({"name": "lookup", "parameters": {"type": "object"}}, retries=3)
+    assert lookup.retries == 3
+
+
+# --- arguments nested too deeply --------------------------------------------------------------
+
+
+def test_arguments_nested_too_deeply_are_a_bad_call_not_a_recursion_error() -> None:
+    deep = '{"data": ' + "[" * 10_000 + "]" * 10_000 + "}"
+
+    @tool
+    def store(data: list) -> str:
+        return "stored"
+
+    raw = Tool.from_schema({"name": "raw", "parameters": {"type": "object"}}, fn=lambda **_: 1)
+    for target in (store, raw):
+        with pytest.raises(ToolArgumentsError, match=r"nested too deeply|recursion limit"):
+            target.validate(deep)
+    nested: list = []
+    for _ in range(900):  # parses, and is too deep for jsonschema's recursive check
+        nested = [nested]
+    items = Tool.from_schema(
+        {
+            "name": "items",
+            "parameters": {
+                "type": "object",
+                "properties": {"x": {"$ref": "#/$defs/tree"}},
+                "$defs": {"tree": {"type": "array", "items": {"$ref": "#/$defs/tree"}}},
+            },
+        }
+    )
+    with pytest.raises(ToolArgumentsError, match="nested too deeply"):
+        items.validate({"x": nested})
