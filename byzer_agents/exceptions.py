@@ -55,10 +55,10 @@ def _rebuild_error(
 ) -> ByzerAgentsError:
     # BaseException.__new__ refuses a class that also derives from a builtin with its own layout
     # (TimeoutError's OSError): build from the nearest builtin base, as object.__reduce__ would.
-    base: type = cls
+    base: Any = cls
     while base.__flags__ & _HEAPTYPE:
         base = base.__base__
-    error = base.__new__(cls)
+    error: ByzerAgentsError = base.__new__(cls)
     Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error

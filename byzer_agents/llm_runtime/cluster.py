@@ -6,7 +6,18 @@ usage stats off, and every listener on 127.0.0.1. Ray resolves ``--node-ip-addre
 the machine's outward address unless multi-node clustering is off, so
 ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is set for it and for every driver that joins: it is
 Ray's own switch for a single-machine cluster, and with it the GCS, raylet, object manager and
-workers bind loopback only (checked with ``ss -ltn`` in tests/llm_runtime/test_cluster.py).
+workers bind loopback only (checked in tests/llm_runtime/test_deployment.py).
+
+Ray reads that switch when it is imported. A program that imported ``ray`` before joining would
+have Ray resolve 127.0.0.1 to the outward address and retry a GCS that is not there for minutes;
+``connect`` sets the switch Ray read to what the environment says (Ray's own constant, read at
+each call), so the import order does not matter, and fails at once, saying why, on a Ray that no
+longer has it.
+
+Before joining, ``connect`` knocks on the cluster's port (``_PROBE_TIMEOUT_S``): Ray would wait
+minutes on an address nothing answers, such as the one ``ray_current_cluster`` keeps after its
+cluster stopped. A stale local address starts a fresh cluster (or, with ``start=False``, fails at
+once naming the file); an explicit address that does not answer fails at once.
 """
 
 from __future__ import annotations
@@ -14,11 +25,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from byzer_agents.exceptions import ClusterConnectionError
 
 __all__ = [
     "NAMESPACE",
@@ -33,6 +47,8 @@ __all__ = [
 NAMESPACE = "byzer_agents"
 DEFAULT_PORT = 6390
 _OBJECT_STORE_BYTES = 512 * 1024 * 1024
+_PROBE_TIMEOUT_S = 2.0
+_SINGLE_MACHINE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -103,27 +119,104 @@ def stop_local_cluster() -> bool:
 
 def connect(address: str | None = None, *, start: bool = True) -> ClusterInfo:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``, or the one running here); with none
-    running and ``start``, start the embedded local cluster first. Idempotent."""
+    running and ``start``, start the embedded local cluster first. Idempotent.
+
+    Raises:
+        ClusterConnectionError: nothing answers at ``address``, or at the local address with
+            ``start=False``; or this Ray cannot be made to reach the loopback cluster.
+        ConnectionError: no cluster runs here, and ``start`` is False.
+    """
     _prepare_environment()
     import ray
 
     if ray.is_initialized():
         return ClusterInfo(_current_address(ray), False, _resources(ray))
+    _match_single_machine_switch()
     target = address or os.environ.get("RAY_ADDRESS") or "auto"
     started = False
     try:
-        ray.init(
-            address=target, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False
-        )
+        _check_answers(target)
+        _init(ray, target)
     except ConnectionError:
         if target != "auto" or not start:
             raise
         target = start_local_cluster()
         started = True
-        ray.init(
-            address=target, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False
-        )
+        _init(ray, target)
     return ClusterInfo(_current_address(ray), started, _resources(ray))
+
+
+def _init(ray: Any, target: str) -> None:
+    ray.init(
+        address=target, namespace=NAMESPACE, logging_level=logging.WARNING, log_to_driver=False
+    )
+
+
+def _match_single_machine_switch() -> None:
+    """Make Ray's single-machine switch what the environment says, when Ray was imported before
+    the environment was set (it reads the variable at import only). Fails at once, saying why,
+    where this Ray keeps the switch elsewhere."""
+    wanted = os.environ.get(_SINGLE_MACHINE_SWITCH, "").lower() in ("1", "true")
+    try:
+        from ray._private import ray_constants
+    except ImportError:
+        ray_constants = None  # type: ignore[assignment]
+    current = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    if not isinstance(current, bool):
+        if wanted:
+            return  # multi-node clustering asked for, and Ray's default: nothing to align
+        raise ClusterConnectionError(
+            "127.0.0.1",
+            f"ray was imported before byzer_agents set {_SINGLE_MACHINE_SWITCH}=0, and this Ray "
+            "has no switch to set afterwards, so it would look for the loopback cluster at the "
+            "machine's outward address; import byzer_agents before ray, or set "
+            f"{_SINGLE_MACHINE_SWITCH}=0 in the environment",
+        )
+    if current != wanted:
+        ray_constants.ENABLE_RAY_CLUSTER = wanted
+
+
+def _check_answers(target: str) -> None:
+    """Raise ConnectionError at once when nothing listens where Ray would join, instead of Ray
+    retrying for minutes: no cluster found, or a stale or wrong address."""
+    if target == "local" or target.startswith("ray://"):
+        return  # not a GCS address: Ray starts its own, or speaks the client protocol
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:  # another Ray: join as it does, unchecked
+        return
+    found = canonicalize_bootstrap_address(target)  # ConnectionError when none is found
+    if found is None:
+        return
+    host, _, port = found.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=_PROBE_TIMEOUT_S):
+            return
+    except (OSError, ValueError) as exc:
+        reason = f"nothing answers there ({exc})"
+    address_file = _address_file()
+    if target == "auto" and address_file is not None and _read(address_file) == found:
+        reason += (
+            f"; {address_file} keeps it from a cluster that has stopped "
+            "(`byzer-agents start` starts a new one)"
+        )
+    raise ClusterConnectionError(found, reason)
+
+
+def _address_file() -> str | None:
+    """The file where ``ray start`` leaves the address of the cluster it started."""
+    try:
+        from ray._common.utils import get_ray_address_file
+    except ImportError:
+        return None
+    return str(get_ray_address_file(None))
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
 
 
 def status() -> dict[str, Any] | None:

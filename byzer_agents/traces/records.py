@@ -22,10 +22,12 @@ EventKind = Literal["model_call", "tool_call"]
 EventStatus = Literal["ok", "invalid", "error"]
 """``ok``: accepted; ``invalid``: answered, but the answer failed parsing or validation (a model
 call) or the arguments did (a tool call); ``error``: no answer (the endpoint or the tool raised)."""
-RunStatus = Literal["running", "ok", "error", "cancelled"]
+RunStatus = Literal["running", "ok", "error", "cancelled", "interrupted"]
+"""``interrupted``: the process recording the run ended (killed, crashed) before the run did;
+found when a store was next opened on the same host, so its ``finished_at`` stays unknown."""
 
 EVENT_STATUSES: tuple[EventStatus, ...] = ("ok", "invalid", "error")
-RUN_STATUSES: tuple[RunStatus, ...] = ("running", "ok", "error", "cancelled")
+RUN_STATUSES: tuple[RunStatus, ...] = ("running", "ok", "error", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["MIGRATIONS", "migrate", "schema_version"]
+from byzer_agents.exceptions import TraceStoreError
+
+__all__ = ["MIGRATIONS", "TRACE_TABLES", "check_owned", "migrate", "schema_version"]
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: runs and their events (model calls and tool executions).
@@ -49,7 +51,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_tool_name ON events (tool_name);
     CREATE INDEX events_status ON events (status);
     """,
+    # 2: the process recording each run (traces/writers.py), so a run its killed process left
+    # 'running' is marked 'interrupted' when the store is next opened.
+    """
+    ALTER TABLE runs ADD COLUMN writer_host TEXT;
+    ALTER TABLE runs ADD COLUMN writer_pid INTEGER;
+    ALTER TABLE runs ADD COLUMN writer_started REAL;
+    CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
+    """,
 )
+TRACE_TABLES = ("runs", "events")
 
 
 def schema_version(connection: sqlite3.Connection) -> int:
@@ -63,17 +74,22 @@ def migrate(connection: sqlite3.Connection, migrations: tuple[str, ...] = MIGRAT
 
     ``connection`` must be in autocommit mode (``isolation_level=None``) so that this function
     owns the transaction. Running it again is a no-op. A database written by a newer version of
-    byzer-agents (more migrations than this one knows) is refused rather than misread.
+    byzer-agents (more migrations than this one knows) is refused rather than misread, and so is
+    another application's database: both with a ``TraceStoreError`` naming the file.
     """
+    check_owned(connection)
+    if schema_version(connection) == len(migrations):
+        return len(migrations)  # no write lock taken: a file another process holds still opens
     # IMMEDIATE takes the write lock before reading the version, so two processes opening the
     # same new file cannot both decide to create the tables.
     connection.execute("BEGIN IMMEDIATE")
     try:
         version = schema_version(connection)
         if version > len(migrations):
-            raise ValueError(
-                f"trace database is at schema version {version}, newer than the "
-                f"{len(migrations)} this byzer-agents knows; upgrade byzer-agents to open it"
+            raise TraceStoreError(
+                _path(connection),
+                f"it is at schema version {version}, newer than the {len(migrations)} this "
+                "byzer-agents knows; upgrade byzer-agents to open it",
             )
         for number, script in enumerate(migrations[version:], start=version + 1):
             for statement in _statements(script):
@@ -84,6 +100,39 @@ def migrate(connection: sqlite3.Connection, migrations: tuple[str, ...] = MIGRAT
         connection.execute("ROLLBACK")
         raise
     return len(migrations)
+
+
+def check_owned(connection: sqlite3.Connection) -> None:
+    """Refuse, with a ``TraceStoreError`` naming the file, a database another application made:
+    one with tables but no schema version of ours, or without the trace tables. Writing our
+    tables (or a journal mode) into it would meddle with another program's data."""
+    version = schema_version(connection)
+    tables = sorted(
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    )
+    if version == 0 and not tables:
+        return  # a new, empty file
+    if version == 0 or not set(TRACE_TABLES) <= set(tables):
+        shown = ", ".join(tables[:10]) + (
+            f" and {len(tables) - 10} more" if len(tables) > 10 else ""
+        )
+        raise TraceStoreError(
+            _path(connection),
+            f"this SQLite file belongs to another application (its tables: {shown or 'none'}; "
+            f"a trace database has {' and '.join(TRACE_TABLES)}); give the trace store a path "
+            "of its own",
+        )
+
+
+def _path(connection: sqlite3.Connection) -> str:
+    """The file behind ``connection`` (``:memory:`` for an in-memory database)."""
+    for _, name, file in connection.execute("PRAGMA database_list"):
+        if name == "main":
+            return str(file) or ":memory:"
+    return ":memory:"
 
 
 def _statements(script: str) -> list[str]:

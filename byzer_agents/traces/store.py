@@ -5,11 +5,23 @@ in WAL mode with ``synchronous=NORMAL``, so killing the process loses nothing al
 (a power cut may lose the last few commits, which the WAL makes safe to lose). One connection is
 shared by every thread behind a lock, so parallel tool executions can record at once.
 Everything stored passes through :func:`~byzer_agents.traces.redaction.redact` first.
+
+Tracing never costs the caller an answer: a record the database does not take within
+``_WRITE_WAIT_MS`` (another process holds it locked; it is damaged or full) waits in memory
+(``traces/pending.py``) and is written before the next one, or at ``close``; past the limit it is
+dropped, counted in ``dropped_records`` and logged. Errors that are the caller's (an unknown run
+id, a bad status) still raise.
+
+A run records which process writes it (``traces/writers.py``). When a store is opened, the
+``running`` runs whose process on this host is gone (killed, crashed) are marked
+``interrupted``; a run of a live process, here or on another host, is left alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -23,7 +35,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
+from byzer_agents.exceptions import TraceStoreError
 from byzer_agents.traces.export import export_sft
+from byzer_agents.traces.pending import PendingWrites, is_retryable
 from byzer_agents.traces.records import (
     EVENT_STATUSES,
     RUN_STATUSES,
@@ -34,11 +48,19 @@ from byzer_agents.traces.records import (
     TraceRun,
 )
 from byzer_agents.traces.redaction import redact
-from byzer_agents.traces.schema import migrate
+from byzer_agents.traces.schema import check_owned, migrate
+from byzer_agents.traces.writers import Writer, is_alive, this_process
 
 __all__ = ["TraceStore"]
 
+logger = logging.getLogger("byzer_agents.traces")
+
 _BUSY_TIMEOUT_MS = 10_000
+"""How long opening and the last write at ``close`` wait for another process's lock."""
+_WRITE_WAIT_MS = 2_000
+"""How long a record (or a read) waits for the lock; then a record waits in memory instead. The
+caller's answer waits with it; other writers hold the lock for milliseconds."""
+_MAX_PENDING = 1_000
 _EVENT_COLUMNS = (
     "id, run_id, step, parent_id, kind, created_at, latency_s, status, model, attempt, "
     "request, response, usage, tool_name, arguments, result, error"
@@ -47,13 +69,23 @@ _EVENT_ORDER = "ORDER BY step, created_at, rowid"
 
 
 class TraceStore:
-    """A SQLite file of runs and their events; ``":memory:"`` gives a throwaway in-memory one."""
+    """A SQLite file of runs and their events; ``":memory:"`` gives a throwaway in-memory one.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Args:
+        path: The database file; it and its folders are created when missing.
+        max_pending: How many records may wait in memory while the database does not take them.
+
+    Raises:
+        TraceStoreError: the file is not a SQLite database, is damaged, belongs to another
+            application, was written by a newer byzer-agents, or cannot be opened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, max_pending: int = _MAX_PENDING) -> None:
         self.path = path if str(path) == ":memory:" else Path(path)
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._pending = PendingWrites(repr(self), limit=max_pending)
         # isolation_level=None: autocommit, so every INSERT is committed when execute returns.
         connection = sqlite3.connect(
             self.path,
@@ -63,11 +95,16 @@ class TraceStore:
         )
         try:
             connection.row_factory = sqlite3.Row
+            check_owned(connection)  # before the journal mode changes anything in the file
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             connection.execute("PRAGMA foreign_keys = ON")
             migrate(connection)
+            self._mark_interrupted_runs(connection)
+            connection.execute(f"PRAGMA busy_timeout = {_WRITE_WAIT_MS}")
+        except sqlite3.Error as exc:
+            connection.close()
+            raise TraceStoreError(str(self.path), _open_failure(exc)) from exc
         except BaseException:
             connection.close()
             raise
@@ -83,21 +120,31 @@ class TraceStore:
     ) -> str:
         """Start a run (``kind``: what runs, e.g. ``"chat_oai"``); return its id."""
         run_id = uuid.uuid4().hex
-        self._execute(
-            "INSERT INTO runs (id, kind, model, status, started_at, metadata) "
-            "VALUES (?, ?, ?, 'running', ?, ?)",
-            (run_id, kind, model, time.time(), _to_json(metadata)),
+        writer = this_process()
+        self._write(
+            "INSERT INTO runs (id, kind, model, status, started_at, metadata, writer_host, "
+            "writer_pid, writer_started) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                kind,
+                model,
+                time.time(),
+                _to_json(metadata),
+                writer.host,
+                writer.pid,
+                writer.started,
+            ),
         )
         return run_id
 
     def finish_run(self, run_id: str, status: RunStatus) -> None:
-        """Mark a run finished with ``status`` (``"ok"``, ``"error"`` or ``"cancelled"``)."""
+        """Mark a run finished with ``status`` (``"ok"``, ``"error"``, ``"cancelled"``, ...)."""
         _check_choice("run status", status, RUN_STATUSES)
-        cursor = self._execute(
+        cursor = self._write(
             "UPDATE runs SET status = ?, finished_at = ? WHERE id = ?",
             (status, time.time(), run_id),
         )
-        if cursor.rowcount == 0:
+        if cursor is not None and cursor.rowcount == 0:
             raise LookupError(f"no run with id {run_id!r} in {self!r}; new_run() gives one")
 
     def record_model_call(
@@ -208,9 +255,7 @@ class TraceStore:
             None if error is None else redact(error),
         )
         try:
-            self._execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_marks(values)})", values
-            )
+            self._write(f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_marks(values)})", values)
         except sqlite3.IntegrityError as exc:
             missing = self._missing_reference(run_id, parent_id)
             if missing is None:
@@ -309,12 +354,37 @@ class TraceStore:
         """Write accepted model calls as OpenAI chat fine-tuning JSONL; see :func:`export_sft`."""
         return export_sft(self, path, run_ids=run_ids, include_failed=include_failed)
 
-    def close(self) -> None:
-        """Close the database (checkpointing the WAL into the main file); safe to call twice."""
+    @property
+    def pending_records(self) -> int:
+        """Records waiting in memory for the database to take them (0 when all is written)."""
+        return len(self._pending)
+
+    @property
+    def dropped_records(self) -> int:
+        """Records this store gave up on (the database refused them past the memory limit, or
+        until ``close``), and those its callers reported with ``count_dropped``."""
+        return self._pending.dropped
+
+    def count_dropped(self, reason: str, records: int = 1) -> None:
+        """Count (and log) records a caller could not hand to this store, e.g. the chat loop's
+        tracer when a record call raised: they show in ``dropped_records`` with the store's own."""
         with self._lock:
-            if self._connection is not None:
+            self._pending.drop(records, reason)
+
+    def close(self) -> None:
+        """Write what waits in memory (waiting up to 10 s for a lock), then close the database
+        (checkpointing the WAL into the main file); what still waits is dropped and counted.
+        Safe to call twice."""
+        with self._lock:
+            if self._connection is None:
+                return
+            if self._pending:
+                with _busy_timeout(self._connection, _BUSY_TIMEOUT_MS):
+                    self._pending.write(self._connection)
+                self._pending.give_up("the store was closed before the database took them")
+            with contextlib.suppress(sqlite3.Error):  # a damaged file still lets go of its handle
                 self._connection.close()
-                self._connection = None
+            self._connection = None
 
     def __enter__(self) -> TraceStore:
         return self
@@ -329,13 +399,65 @@ class TraceStore:
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _execute(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor:
+    def _write(self, sql: str, params: tuple[Any, ...]) -> sqlite3.Cursor | None:
+        """Run one INSERT or UPDATE, committed on return; or, when the database will not take it
+        (or earlier records still wait), keep it in memory and return None."""
         with self._lock:
-            return self._open().execute(sql, params)
+            connection = self._open()
+            if self._pending and not self._write_pending(connection):
+                self._pending.keep(sql, params, sqlite3.OperationalError("records are waiting"))
+                return None
+            try:
+                return connection.execute(sql, params)
+            except sqlite3.Error as exc:
+                if not is_retryable(exc):
+                    raise
+                self._pending.keep(sql, params, exc)
+                return None
 
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         with self._lock:
-            return self._open().execute(sql, params).fetchall()
+            connection = self._open()
+            if self._pending:
+                self._write_pending(connection)  # so that a read sees what was recorded
+            return connection.execute(sql, params).fetchall()
+
+    def _write_pending(self, connection: sqlite3.Connection) -> bool:
+        """Try what waits without waiting for a lock; True when nothing is left waiting."""
+        with _busy_timeout(connection, 0):
+            return self._pending.write(connection)
+
+    def _mark_interrupted_runs(self, connection: sqlite3.Connection) -> None:
+        """Mark ``interrupted`` the running runs whose writer on this host is gone. Best effort:
+        when the database is busy, the next open does it."""
+        rows = connection.execute(
+            "SELECT id, writer_host, writer_pid, writer_started FROM runs "
+            "WHERE status = 'running' AND writer_pid IS NOT NULL"
+        ).fetchall()
+        gone = [
+            (row["id"],)
+            for row in rows
+            if not is_alive(Writer(row["writer_host"], row["writer_pid"], row["writer_started"]))
+        ]
+        if not gone:
+            return
+        try:
+            with _busy_timeout(connection, _WRITE_WAIT_MS):
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    connection.executemany(
+                        "UPDATE runs SET status = 'interrupted' "
+                        "WHERE id = ? AND status = 'running'",
+                        gone,
+                    )
+                    connection.execute("COMMIT")
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+        except sqlite3.OperationalError as exc:
+            logger.info("%s: left %d dead runs 'running' for now (%s)", self, len(gone), exc)
+            return
+        logger.info("%s: marked %d runs of processes that are gone 'interrupted'", self, len(gone))
 
     def _events(self, clause: str, params: tuple[Any, ...]) -> list[TraceEvent]:
         rows = self._fetch(f"SELECT {_EVENT_COLUMNS} FROM events {clause}", params)
@@ -345,6 +467,34 @@ class TraceStore:
         if self._connection is None:
             raise ValueError(f"{self!r} is closed; open a new TraceStore on the same path")
         return self._connection
+
+
+@contextlib.contextmanager
+def _busy_timeout(connection: sqlite3.Connection, milliseconds: int) -> Iterator[None]:
+    """Wait at most ``milliseconds`` for another process's lock inside the block."""
+    connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
+    try:
+        yield
+    finally:
+        connection.execute(f"PRAGMA busy_timeout = {_WRITE_WAIT_MS}")
+
+
+def _open_failure(error: sqlite3.Error) -> str:
+    """Why a file could not be opened as a trace database, and what to do."""
+    name = getattr(error, "sqlite_errorname", "")  # Python 3.11+; the text before that
+    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or any(
+        words in str(error) for words in ("not a database", "malformed")
+    ):
+        return (
+            f"it is not a SQLite database, or it is damaged ({error}); "
+            "move it aside or give another path"
+        )
+    if name in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in str(error):
+        return (
+            f"another process held it locked for {_BUSY_TIMEOUT_MS // 1000} s ({error}); "
+            "try again when it is done, or give another path"
+        )
+    return f"it cannot be opened ({error})"
 
 
 def _to_json(value: Any) -> str | None:

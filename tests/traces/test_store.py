@@ -364,6 +364,6 @@ def test_events_recorded_before_the_process_is_killed_survive(db_path: Path) -> 
     assert child.returncode == -signal.SIGKILL
     with TraceStore(db_path) as store:
         (run,) = store.runs()
-        assert run.status == "running"  # never finished: it was killed
+        assert run.status == "interrupted"  # its process was killed before it finished
         results = [event.result for event in store.events(run.id)]
     assert results[:3] == [1, 2, 3]
