@@ -63,15 +63,27 @@ async def achat(backend: ChatBackend, request: ChatRequest) -> ChatCompletion:
 
 async def astream(backend: ChatBackend, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
     """``backend``'s chunks without blocking the event loop: its own ``astream`` where it has
-    one, else its ``stream`` read one chunk at a time on a worker thread."""
+    one, else its ``stream`` read one chunk at a time on a worker thread. A caller that stops
+    early closes the backend's stream too, so its decode stops rather than running on."""
     if isinstance(backend, AsyncChatBackend):
-        async for chunk in backend.astream(request):
-            yield chunk
+        own_chunks = backend.astream(request)
+        try:
+            async for chunk in own_chunks:
+                yield chunk
+        finally:
+            aclose = getattr(own_chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
         return
     chunks = iter(backend.stream(request))
 
     def next_chunk() -> ChatCompletionChunk | None:
         return next(chunks, None)
 
-    while (item := await asyncio.to_thread(next_chunk)) is not None:
-        yield item
+    try:
+        while (item := await asyncio.to_thread(next_chunk)) is not None:
+            yield item
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)

@@ -11,8 +11,10 @@ flight (``max_task_retries``), lookup by name — and nothing else. The HTTP sid
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -27,6 +29,10 @@ from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
 __all__ = ["RayDeployment", "deploy", "deployment_names", "find", "undeploy"]
 
 _SEPARATOR = "#"
+STOP_TIMEOUT_S = 60.0
+"""How long a stream closed before its end waits for its worker to stop generating."""
+
+logger = logging.getLogger(__name__)
 
 
 def _worker_names() -> list[str]:
@@ -158,6 +164,24 @@ def _as_the_worker_raised() -> Iterator[None]:
         raise
 
 
+def _cancel(chunks: Any) -> None:
+    """Cancel a worker's stream that its reader left: the worker stops generating (see
+    ``ModelWorker.stream``)."""
+    import ray
+
+    try:
+        ray.cancel(chunks)
+    except Exception as error:  # the worker is gone: nothing is left to stop
+        logger.debug("cancelling a stream failed: %s", error)
+
+
+async def _completed(chunks: Any, timeout_s: float) -> None:
+    """Wait, ``timeout_s`` at most, until the task behind ``chunks`` has ended, however."""
+    ended = asyncio.wrap_future(chunks.completed().future())
+    ended.add_done_callback(lambda done: done.cancelled() or done.exception())
+    await asyncio.wait([ended], timeout=timeout_s)
+
+
 def _cause(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None) or exc
     return f"{type(cause).__name__}: {cause}".strip()[:2000]
@@ -205,16 +229,36 @@ class RayDeployment:
         return ChatCompletion.model_validate(answer)
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+        """The worker's chunks. Closed before its end, the worker's generation is cancelled and
+        ``close()`` returns once the worker has stopped."""
         import ray
 
-        with _as_the_worker_raised():
-            for ref in self._pick().stream.remote(request.model_dump(mode="json")):
-                yield ChatCompletionChunk.model_validate(ray.get(ref))
+        chunks = self._pick().stream.remote(request.model_dump(mode="json"))
+        ended = False
+        try:
+            with _as_the_worker_raised():
+                for ref in chunks:
+                    yield ChatCompletionChunk.model_validate(ray.get(ref))
+            ended = True
+        finally:
+            if not ended:
+                _cancel(chunks)
+                ray.wait([chunks.completed()], timeout=STOP_TIMEOUT_S)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
-        with _as_the_worker_raised():
-            async for ref in self._pick().stream.remote(request.model_dump(mode="json")):
-                yield ChatCompletionChunk.model_validate(await ref)
+        """As ``stream``; closed or cancelled before its end, it cancels the worker's generation
+        and waits until the worker has stopped."""
+        chunks = self._pick().stream.remote(request.model_dump(mode="json"))
+        ended = False
+        try:
+            with _as_the_worker_raised():
+                async for ref in chunks:
+                    yield ChatCompletionChunk.model_validate(await ref)
+            ended = True
+        finally:
+            if not ended:
+                _cancel(chunks)
+                await _completed(chunks, STOP_TIMEOUT_S)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         import ray

@@ -178,9 +178,12 @@ class FallbackRouter:
                 call.failed(name, error, start)
                 continue
             call.streaming(name)
-            if first is not None:
-                yield first
-            yield from chunks  # once the answer has begun, a break is the caller's to see
+            try:
+                if first is not None:
+                    yield first
+                yield from chunks  # once the answer has begun, a break is the caller's to see
+            finally:
+                _close(chunks)  # a caller that stops reading stops the deployment's generation
             return
         raise call.no_answer()
 
@@ -195,10 +198,13 @@ class FallbackRouter:
                 call.failed(name, error, start)
                 continue
             call.streaming(name)
-            if first is not None:
-                yield first
-            async for chunk in chunks:
-                yield chunk
+            try:
+                if first is not None:
+                    yield first
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await _aclose(chunks)  # stops the deployment's generation, as in stream()
             return
         raise call.no_answer()
 
@@ -305,6 +311,18 @@ class _Call:
             status_code=getattr(last, "status_code", None),
             call_attempts=self.attempts,
         )
+
+
+def _close(chunks: Iterator[ChatCompletionChunk]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
+async def _aclose(chunks: AsyncIterator[ChatCompletionChunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _addressed(request: ChatRequest, name: str) -> ChatRequest:

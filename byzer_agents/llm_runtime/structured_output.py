@@ -22,6 +22,7 @@ from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from byzer_agents.chat.parsing import parse_tool_calls
 from byzer_agents.tools import Tool, ToolChoice, ToolSet
+from byzer_agents.tools.schema_bounds import check_depth, check_refs, check_size
 from byzer_agents.types import ChatRequest, make_tool_call
 
 __all__ = [
@@ -60,7 +61,8 @@ def output_spec(request: ChatRequest, *, max_new_tokens: int) -> OutputSpec | No
     ``response_format`` of type json_schema / json_object, and no tools or ``tool_choice="none"``).
 
     Raises ValueError for a malformed ``response_format`` or ``tool_choice``, ToolDefinitionError
-    for a malformed tool.
+    for a malformed tool, UnsupportedSchemaError (a ValueError) for schemas past the bounds of
+    ``tools.schema_bounds``: too deep, too large for a grammar, a ``$ref`` loop.
     """
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
@@ -68,6 +70,10 @@ def output_spec(request: ChatRequest, *, max_new_tokens: int) -> OutputSpec | No
     tools, choice = offered_tools(request)
     if not tools and answer is None:
         return None
+    if tools and answer is not None:
+        check_size(
+            [answer, *(tool.parameters for tool in tools)], what="the response_format and tools"
+        )
     if tools and choice.mode != "auto":
         answer = None  # a call is forced: the answer schema is no alternative
     return OutputSpec(
@@ -172,6 +178,8 @@ class OutputSpec:
                     f"{body[-40:]!r}"
                 )
             return f"the output is not JSON: {exc.msg} at character {exc.pos}"
+        except RecursionError:
+            return "the output nests its JSON too deep to read"
         is_call = isinstance(value, dict) and "tool_calls" in value
         if self.tool_calls_schema is not None and (self.answer_schema is None or is_call):
             return self._tool_calls_error(value)
@@ -239,6 +247,9 @@ def answer_schema(response_format: Mapping[str, Any] | None) -> dict[str, Any] |
             f"'schema': {{...}}}}, got {response_format!r:.200}"
         )
     schema = dict(schema)
+    what = "the response_format schema"
+    check_depth(schema, what=what)  # first: check_schema recurses once per level
+    check_size([schema], what=what)
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -246,6 +257,7 @@ def answer_schema(response_format: Mapping[str, Any] | None) -> dict[str, Any] |
         raise ValueError(
             f"response_format schema is not a valid JSON Schema: {exc.message} (at {where})"
         ) from exc
+    check_refs(schema, what=what)  # a loop would make every check of an answer recurse forever
     return schema
 
 
@@ -253,7 +265,12 @@ def offered_tools(request: ChatRequest) -> tuple[list[Tool[..., Any]], ToolChoic
     """The tools the model may call under ``tool_choice`` (none for "none"), and the choice."""
     if not request.tools:
         return [], ToolChoice()
+    for index, definition in enumerate(request.tools):
+        check_depth(definition, what=f"tools[{index}]")  # before ToolSet checks the schemas
+    check_size(request.tools, what="the tools")
     toolset = ToolSet(request.tools)
+    for tool in toolset:
+        check_refs(tool.parameters, what=f"the parameters of tool {tool.name!r}")
     choice = ToolChoice.parse(request.tool_choice, toolset)
     if choice.mode == "none":
         return [], choice
@@ -341,7 +358,10 @@ def _validator(schema_json: str) -> jsonschema.protocols.Validator:
 
 def schema_error(schema: Mapping[str, Any], value: Any) -> str | None:
     validator = _validator(json.dumps(schema, sort_keys=True))
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    except RecursionError:
+        return "the value nests too deep to check against the schema"
     if error is None:
         return None
     where = "/".join(map(str, error.absolute_path)) or "the root"

@@ -7,8 +7,12 @@ interface does not depend on pickling pydantic or SDK classes across versions. T
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import queue
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +24,25 @@ from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.types import ChatRequest
 
 __all__ = ["ModelWorker", "build_backend"]
+
+_CANCEL_POLL_S = 0.05
+"""How often a stream's task looks for its caller's cancellation while no chunk comes."""
+_STOP_TIMEOUT_S = 60.0
+"""How long a stopped stream's task waits for the backend to stop (a backend without
+``cancelled`` stops at its next chunk)."""
+_END = object()
+
+
+def _task_cancelled() -> bool:
+    """Whether the Ray task running on this thread was cancelled (False outside a Ray task)."""
+    if "ray" not in sys.modules:
+        return False
+    import ray
+
+    try:
+        return bool(ray.get_runtime_context().is_canceled())
+    except RuntimeError:  # not a Ray worker: the class used in-process
+        return False
 
 
 def build_backend(spec: DeploymentSpec) -> ChatBackend:
@@ -97,6 +120,10 @@ class ModelWorker:
         self.spec = DeploymentSpec.model_validate_json(spec_json)
         self.backend = build_backend(self.spec)
         self.served = 0  # read by stats(); a rough count under concurrency is enough
+        # A backend whose stream takes ``cancelled`` can stop while it yields nothing.
+        self._stream_takes_cancelled = (
+            "cancelled" in inspect.signature(self.backend.stream).parameters
+        )
 
     def ping(self) -> int:
         """The worker's process id (it changes when Ray restarts the worker)."""
@@ -118,9 +145,59 @@ class ModelWorker:
         return completion.model_dump(mode="json")
 
     def stream(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The backend's chunks. Cancelled by its caller (``ray.cancel``, which ``RayDeployment``
+        sends when its reader goes away), the backend stops generating, and the task ends only
+        once it has: until then the stream still holds its place among the worker's requests.
+
+        The backend's stream is read on a thread of its own because Ray's cancellation is seen
+        only from the task's thread (``is_canceled()``), which must stay free to look while the
+        backend works towards its next chunk (an answer that may call tools comes whole)."""
         self.served += 1
-        for chunk in self.backend.stream(ChatRequest.model_validate(request)):
-            yield chunk.model_dump(mode="json")
+        parsed = ChatRequest.model_validate(request)
+        stopping = threading.Event()
+        chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        reader = threading.Thread(
+            target=self._read_stream, args=(parsed, stopping, chunks), daemon=True
+        )
+        reader.start()
+        try:
+            while True:
+                try:
+                    item = chunks.get(timeout=_CANCEL_POLL_S)
+                except queue.Empty:
+                    if _task_cancelled():
+                        stopping.set()
+                    continue
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stopping.set()
+            reader.join(timeout=_STOP_TIMEOUT_S)
+
+    def _read_stream(
+        self, request: ChatRequest, stopping: threading.Event, chunks: queue.SimpleQueue[Any]
+    ) -> None:
+        try:
+            if self._stream_takes_cancelled:
+                stream = self.backend.stream(request, cancelled=stopping)  # type: ignore[call-arg]
+            else:
+                stream = self.backend.stream(request)
+            try:
+                for chunk in stream:
+                    if stopping.is_set():
+                        break
+                    chunks.put(chunk.model_dump(mode="json"))
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()  # a generator's own cleanup stops its generation
+        except BaseException as error:
+            chunks.put(error)
+        else:
+            chunks.put(_END)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         return self.backend.embed(texts)

@@ -1,5 +1,11 @@
-"""What the server refuses rather than queues: request bodies over a size limit (413), and requests
-to a model whose replicas are all at their limit of requests in flight (429 with Retry-After)."""
+"""What the server refuses rather than queues: request bodies over a size limit (413), requests
+asking for more work than one request may (400), and requests to a model whose replicas are all at
+their limit of requests in flight (429 with Retry-After).
+
+A request holds one place in its model's limit per generation it runs at once: ``n`` choices, or
+prompts x ``n`` on ``/v1/completions``, hold that many (up to the capacity; past it they take
+turns); an embeddings request one per batch the embedder runs. So a 1,000-prompt request counts as
+the work it is, not as one request."""
 
 from __future__ import annotations
 
@@ -12,7 +18,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from byzer_agents.serve.errors import APIError, error_response
 
-__all__ = ["BodySizeLimit", "InFlightLimits"]
+__all__ = [
+    "EMBEDDING_INPUTS_PER_PLACE",
+    "MAX_COMPLETIONS_PER_REQUEST",
+    "MAX_EMBEDDING_INPUTS",
+    "BodySizeLimit",
+    "InFlightLimits",
+]
+
+MAX_COMPLETIONS_PER_REQUEST = 128
+"""``/v1/completions``: prompts x ``n``, the generations one request may ask for."""
+MAX_EMBEDDING_INPUTS = 2048
+"""``/v1/embeddings``: the inputs one request may send (OpenAI's own limit)."""
+EMBEDDING_INPUTS_PER_PLACE = 32
+"""An embeddings request holds one place per this many inputs: the embedding backend's batch."""
 
 
 class BodySizeLimit:
@@ -98,33 +117,39 @@ class InFlightLimits:
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
 
-    def acquire(self, model: str, capacity: int) -> None:
-        """Count one more request to ``model``, or raise the 429 when it is at ``capacity``.
-        Each acquire is matched by one ``release``."""
+    def acquire(self, model: str, capacity: int, places: int = 1) -> None:
+        """Take ``places`` (at most ``capacity``) in ``model``'s limit, or raise the 429 when they
+        are not free. Each acquire is matched by one ``release`` of the same places."""
+        places = min(places, capacity)
         with self._lock:
             busy = self._in_flight.get(model, 0)
-            if busy >= capacity:
+            if busy + places > capacity:
+                needs = "" if places == 1 else f"; this request needs {places} of them"
                 raise APIError(
                     429,
-                    f"The model {model!r} is serving {busy} requests, its limit; retry after "
-                    f"{self.RETRY_AFTER_S} s",
+                    f"The model {model!r} is serving {busy} requests of its limit of {capacity}"
+                    f"{needs}; retry after {self.RETRY_AFTER_S} s",
                     type="rate_limit_error",
                     code="rate_limit_exceeded",
                     headers={"Retry-After": str(self.RETRY_AFTER_S)},
                 )
-            self._in_flight[model] = busy + 1
+            self._in_flight[model] = busy + places
 
-    def release(self, model: str) -> None:
+    def release(self, model: str, places: int = 1) -> None:
+        """Give back places taken by ``acquire`` (as many as it took: ``min(places, capacity)``)."""
         with self._lock:
-            self._in_flight[model] -= 1
+            self._in_flight[model] -= places
 
     @contextlib.contextmanager
-    def hold(self, model: str, capacity: int) -> Iterator[None]:
-        self.acquire(model, capacity)
+    def hold(self, model: str, capacity: int, places: int = 1) -> Iterator[int]:
+        """Places in ``model``'s limit while inside; yields how many were taken (at most
+        ``capacity``), the generations that may run at once."""
+        taken = min(places, capacity)
+        self.acquire(model, capacity, taken)
         try:
-            yield
+            yield taken
         finally:
-            self.release(model)
+            self.release(model, places=taken)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

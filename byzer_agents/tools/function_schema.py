@@ -25,8 +25,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from byzer_agents.exceptions import ToolDefinitionError
+from byzer_agents.exceptions import ToolDefinitionError, UnsupportedSchemaError
 from byzer_agents.tools.docstrings import parse_docstring
+from byzer_agents.tools.schema_bounds import check_depth
 from byzer_agents.tools.schema_generator import PromptSchemaGenerator
 
 __all__ = ["FunctionSchema", "function_schema"]
@@ -189,6 +190,10 @@ class SchemaFragment:
     every validated value."""
 
     def __init__(self, fragment: dict[str, Any]) -> None:
+        try:
+            check_depth(fragment, what=f"schema metadata {fragment!r:.60}")
+        except UnsupportedSchemaError as exc:
+            raise ToolDefinitionError(str(exc)) from exc
         try:
             validator_class = jsonschema.validators.validator_for(fragment)
             validator_class.check_schema(fragment)

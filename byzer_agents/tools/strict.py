@@ -10,13 +10,19 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from byzer_agents.exceptions import ToolDefinitionError
+from byzer_agents.exceptions import ToolDefinitionError, UnsupportedSchemaError
+from byzer_agents.tools.schema_bounds import check_depth
 
 __all__ = ["to_strict_schema"]
 
 
 def to_strict_schema(schema: dict[str, Any], *, tool_name: str = "tool") -> dict[str, Any]:
-    """Return a strict copy of ``schema``; the input is left untouched."""
+    """Return a strict copy of ``schema``; the input is left untouched. A schema nested past
+    ``schema_bounds.MAX_SCHEMA_DEPTH`` is refused first, as the copy and the walk recurse."""
+    try:
+        check_depth(schema, what=f"tool {tool_name!r}: parameters")
+    except UnsupportedSchemaError as exc:
+        raise ToolDefinitionError(str(exc)) from exc
     return _strict(copy.deepcopy(schema), tool_name, path="parameters")
 
 

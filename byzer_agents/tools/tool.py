@@ -19,9 +19,15 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 import jsonschema
 from pydantic import ValidationError
 
-from byzer_agents.exceptions import ArgumentError, ToolArgumentsError, ToolDefinitionError
+from byzer_agents.exceptions import (
+    ArgumentError,
+    ToolArgumentsError,
+    ToolDefinitionError,
+    UnsupportedSchemaError,
+)
 from byzer_agents.tools.dialect import api_safe_name, normalize_schema
 from byzer_agents.tools.function_schema import FunctionSchema, function_schema
+from byzer_agents.tools.schema_bounds import check_depth
 from byzer_agents.tools.strict import to_strict_schema
 
 __all__ = ["Tool", "tool"]
@@ -130,6 +136,10 @@ class Tool(Generic[P, R]):
                 f"got keys {sorted(definition)}"
             )
         name = function["name"]
+        try:  # walked before anything recursive reads it
+            check_depth(function.get("parameters"), what=f"the parameters of tool {name!r}")
+        except UnsupportedSchemaError as exc:
+            raise ToolDefinitionError(str(exc)) from None
         parameters = normalize_schema(function.get("parameters"))
         strict = bool(function.get("strict", False)) if strict is None else strict
         if strict:

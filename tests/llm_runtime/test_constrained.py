@@ -432,3 +432,76 @@ def test_bad_response_format_and_tool_choice_are_refused_by_name(tokenizer) -> N
         build_constraint(request, tokenizer, max_new_tokens=20)
     with pytest.raises(ValueError, match="launch_rocket"):
         build_constraint(tools_request("x", "launch_rocket"), tokenizer, max_new_tokens=20)
+
+
+# --- what the grammar does not hold, and how large it may be ----------------------------------
+
+_DRAFT_7 = "http://json-schema.org/draft-07/schema#"
+_ITEMS = {"type": "array", "items": {"type": "integer"}}
+_PAIR = {
+    "type": "object",
+    "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+    "required": ["a", "b"],
+}
+# (keyword, schema using it, an instance it forbids)
+LOOSENED = [
+    ("allOf", {"allOf": [{**_PAIR, "required": ["a"]}, {**_PAIR, "required": ["b"]}]}, {"a": 1}),
+    ("oneOf", {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "integer"}]}, 5),
+    ("not", {**_PAIR, "not": {"properties": {"a": {"const": 1}}}}, {"a": 1, "b": "x"}),
+    ("if", {**_PAIR, "if": {"properties": {"a": {"const": 1}}}, "then": {"required": ["c"]}}, None),
+    (
+        "then",
+        {**_PAIR, "if": {"properties": {"a": {"const": 1}}}, "then": {"required": ["c"]}},
+        None,
+    ),
+    (
+        "else",
+        {**_PAIR, "if": {"properties": {"a": {"const": 2}}}, "else": {"required": ["c"]}},
+        None,
+    ),
+    ("dependentRequired", {**_PAIR, "required": ["a"], "dependentRequired": {"a": ["c"]}}, None),
+    ("dependentSchemas", {**_PAIR, "dependentSchemas": {"a": {"required": ["c"]}}}, None),
+    ("dependencies", {**_PAIR, "dependencies": {"a": ["c"]}, "$schema": _DRAFT_7}, None),
+    ("uniqueItems", {**_ITEMS, "uniqueItems": True}, [1, 1]),
+    ("contains", {**_ITEMS, "contains": {"const": 3}}, [1]),
+    ("minContains", {**_ITEMS, "contains": {"const": 1}, "minContains": 2}, [1, 2]),
+    ("maxContains", {**_ITEMS, "contains": {"const": 1}, "maxContains": 1}, [1, 1]),
+]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "schema", "forbidden"), LOOSENED, ids=[k for k, *_ in LOOSENED]
+)
+def test_each_keyword_refused_under_strict_is_one_the_grammar_does_not_hold(
+    tokenizer, keyword: str, schema: dict[str, Any], forbidden: Any
+) -> None:
+    from byzer_agents.tools.schema_bounds import UNENFORCED_KEYWORDS
+
+    forbidden = {"a": 1, "b": "x"} if forbidden is None else forbidden
+    assert keyword in UNENFORCED_KEYWORDS
+    assert list(jsonschema.validators.validator_for(schema)(schema).iter_errors(forbidden))
+    constraint = build_constraint(answer_request("x", schema), tokenizer, max_new_tokens=20)
+    assert constraint is not None
+    matcher = xgr.GrammarMatcher(constraint.grammar)
+    assert matcher.accept_string(compact(forbidden)) and matcher.is_completed()
+    assert constraint.check(compact(forbidden)) is not None  # the check still holds it
+
+
+def test_every_keyword_refused_under_strict_has_its_loosening_shown() -> None:
+    from byzer_agents.tools.schema_bounds import UNENFORCED_KEYWORDS
+
+    assert sorted(UNENFORCED_KEYWORDS) == sorted(keyword for keyword, *_ in LOOSENED)
+
+
+def test_a_schema_past_the_grammar_size_bound_is_refused_before_compiling(tokenizer) -> None:
+    import time
+
+    from byzer_agents.exceptions import UnsupportedSchemaError
+
+    values = [f"value-{index}" for index in range(200_000)]
+    schema = {"type": "object", "properties": {"pick": {"enum": values}}, "required": ["pick"]}
+    started = time.perf_counter()
+    with pytest.raises(UnsupportedSchemaError, match="enum/const values") as refused:
+        build_constraint(answer_request("x", schema), tokenizer, max_new_tokens=20)
+    assert time.perf_counter() - started < 5  # compiled, it took 36 s and 1.1 GB
+    assert refused.value.limit == "size"

@@ -1,8 +1,12 @@
 """The embedded default end to end: the shipped SmolLM2 deployed on the real local Ray cluster,
-reached through LLM like any model; tool calls and typed answers come from constrained decoding."""
+reached through LLM like any model; tool calls and typed answers come from constrained decoding;
+a stream its reader leaves stops the worker (its CPU measured)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Iterator
 from typing import Literal
 
@@ -11,10 +15,13 @@ from pydantic import BaseModel
 
 from byzer_agents import LLM, tool
 from byzer_agents.llm_runtime.models import default_chat_model, default_embedding_model
+from byzer_agents.types import ChatRequest
+from tests.tool_definitions import WEATHER_WITH_UNIT
 
 NAME = "test-smollm2"
 EMBEDDER = "test-minilm"
 GREEDY = {"temperature": 0, "max_tokens": 96}
+LONG_ANSWER = "Count from 1 to 1000, one number per line."
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +102,56 @@ def test_embeddings_from_the_shipped_minilm(llm: LLM) -> None:
         return sum(x * y for x, y in zip(a, b, strict=True))
 
     assert dot(first, second) > dot(first, other)
+
+
+def worker_cpu_seconds_over(llm: LLM, window_s: float) -> float:
+    """CPU time the deployment's worker process uses in the next ``window_s`` seconds."""
+    import psutil
+    import ray
+
+    process = psutil.Process(ray.get(llm.backend(NAME).workers[0].ping.remote()))
+    before = process.cpu_times()
+    time.sleep(window_s)
+    after = process.cpu_times()
+    return (after.user - before.user) + (after.system - before.system)
+
+
+def test_closing_a_stream_early_stops_the_worker(llm: LLM) -> None:
+    pieces = llm.stream_chat_oai(LONG_ANSWER, model=NAME, llm_config={"max_tokens": 1000})
+    for _ in range(5):
+        next(pieces)
+    started = time.perf_counter()
+    pieces.close()
+    closing = time.perf_counter() - started
+    # Unstopped, the worker went on at about one CPU for the rest of its 1,000 tokens.
+    busy = worker_cpu_seconds_over(llm, 1.5)
+    assert busy < 0.5, f"the worker used {busy:.2f} CPU-s in 1.5 s after the stream was closed"
+    assert closing < 10
+
+
+def test_a_cancelled_stream_that_may_call_tools_stops_the_worker(llm: LLM) -> None:
+    """An answer that may call tools is sent whole, so the worker yields nothing while it
+    decodes: the cancellation must reach the decode without a chunk to carry it."""
+    request = ChatRequest(
+        model=NAME,
+        messages=[{"role": "user", "content": LONG_ANSWER}],
+        tools=[WEATHER_WITH_UNIT],
+        temperature=0,
+        max_tokens=1000,
+    )
+
+    async def read_then_cancel() -> None:
+        async def read() -> None:
+            async for _ in llm.backend(NAME).astream(request):
+                pass
+
+        reading = asyncio.ensure_future(read())
+        await asyncio.sleep(2.0)
+        assert not reading.done(), "the answer was complete before it could be cancelled"
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reading
+
+    asyncio.run(read_then_cancel())
+    busy = worker_cpu_seconds_over(llm, 1.5)
+    assert busy < 0.5, f"the worker used {busy:.2f} CPU-s in 1.5 s after the cancel"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +18,8 @@ from byzer_agents.llm_runtime.models import default_chat_model
 from byzer_agents.types import ChatCompletion, ChatRequest
 from tests.llm_runtime.conftest import Conversion
 from tests.tool_definitions import WEATHER
+
+LONG_ANSWER = "Count from 1 to 1000, one number per line."
 
 
 def ask(text: str, **fields: Any) -> ChatRequest:
@@ -126,6 +129,26 @@ def test_stream_stops_at_a_stop_string_like_chat(chat_backend: TransformersBacke
 
     assert streamed == text_of(chat_backend.chat(request))
     assert " is" not in streamed
+
+
+def test_setting_cancelled_ends_a_decode_that_has_sent_nothing_yet(
+    chat_backend: TransformersBackend,
+) -> None:
+    # With tools offered the answer is sent whole: nothing is yielded that a close could follow.
+    request = ask(LONG_ANSWER, tools=[WEATHER], temperature=0, max_tokens=1000)
+    cancelled = threading.Event()
+    timer = threading.Timer(1.0, cancelled.set)
+    timer.start()
+    started = time.perf_counter()
+
+    chunks = list(chat_backend.stream(request, cancelled=cancelled))
+
+    elapsed = time.perf_counter() - started
+    timer.cancel()
+    usage = chunks[-1].usage
+    assert elapsed >= 1.0, "the answer was complete before the cancel"
+    assert usage is not None and usage.completion_tokens < 1000
+    assert elapsed < 6
 
 
 # --- concurrency -----------------------------------------------------------------------------

@@ -5,8 +5,11 @@ their schemas by constrained decoding, embeddings."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
+import jsonschema
 import openai
 import pytest
 from pydantic import BaseModel
@@ -16,6 +19,7 @@ from byzer_agents.llm_runtime.models import default_chat_model, default_embeddin
 
 pytest.importorskip("fastapi", reason="the server needs the serve extra")
 from byzer_agents.serve import BackgroundServer
+from tests.evals.jsonschemabench import schemas
 from tests.tool_definitions import WEATHER_WITH_UNIT as WEATHER_TOOL
 
 CHAT = "serve-smollm2"
@@ -134,3 +138,80 @@ def test_a_request_the_model_refuses_is_400(client: openai.OpenAI) -> None:
             max_tokens=8,
         )
     assert "max_model_len" in refused.value.message
+
+
+def test_a_loosened_schema_answers_valid_or_422_never_invalid_content(
+    client: openai.OpenAI,
+) -> None:
+    # allOf + dependencies: the grammar holds neither, so only the server's check does.
+    (schema,) = [entry["schema"] for entry in schemas() if entry["id"] == "Handwritten---dep1"]
+    try:
+        completion = client.chat.completions.create(
+            model=CHAT,
+            messages=[{"role": "user", "content": "Give a JSON object with keys a, b, c and d."}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "dep", "schema": schema},
+            },
+            temperature=0,
+            max_tokens=64,
+        )
+    except openai.UnprocessableEntityError as refused:
+        assert refused.code == "output_does_not_fit_schema"
+        return
+    # The shipped model closes its JSON at the limit (budget steering): it must still validate.
+    jsonschema.validate(json.loads(completion.choices[0].message.content or ""), schema)
+
+
+def test_a_cut_off_answer_says_length_on_chat_completions_and_typed_answers(
+    client: openai.OpenAI,
+) -> None:
+    question = [{"role": "user", "content": "Tell me a long story about a city."}]
+    chat = client.chat.completions.create(model=CHAT, messages=question, max_tokens=2)
+    text = client.completions.create(model=CHAT, prompt="Tell me a long story", max_tokens=2)
+    typed = client.chat.completions.create(
+        model=CHAT,
+        messages=question,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "City", "schema": City.model_json_schema()},
+        },
+        max_tokens=3,
+    )
+    assert chat.choices[0].finish_reason == "length"
+    assert text.choices[0].finish_reason == "length"
+    assert typed.choices[0].finish_reason == "length"
+
+
+def test_client_mistakes_are_400_before_the_deployment_is_asked(
+    client: openai.OpenAI, server: BackgroundServer
+) -> None:
+    with pytest.raises(openai.BadRequestError) as bad_tool:
+        client.chat.completions.create(
+            model=CHAT,
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[
+                {"type": "function", "function": {"name": "x", "parameters": {"type": "nonsense"}}}
+            ],  # type: ignore[list-item]
+        )
+    with pytest.raises(openai.BadRequestError) as loop:
+        client.chat.completions.create(
+            model=CHAT,
+            messages=[{"role": "user", "content": "hi"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "loop", "schema": {"$ref": "#"}},
+            },
+        )
+    body = b'{"model": "%s", "messages": [{"role": "user", "content": "\\ud800"}]}' % CHAT.encode()
+    request = urllib.request.Request(
+        server.url + "/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": "Bearer sk-local"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as surrogate:
+        urllib.request.urlopen(request, timeout=30)
+    assert bad_tool.value.body["param"] == "tools"  # type: ignore[index]
+    assert loop.value.body["param"] == "response_format"  # type: ignore[index]
+    assert surrogate.value.code == 400
+    assert json.loads(surrogate.value.read())["error"]["param"] == "messages.0.content"

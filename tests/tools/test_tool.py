@@ -432,3 +432,15 @@ def test_arguments_nested_too_deeply_are_a_bad_call_not_a_recursion_error() -> N
     )
     with pytest.raises(ToolArgumentsError, match="nested too deeply"):
         items.validate({"x": nested})
+
+
+def test_parameters_nested_too_deep_are_refused_as_a_tool_definition_error() -> None:
+    parameters: dict = {"type": "object", "properties": {}}
+    innermost = parameters
+    for _ in range(120):
+        child: dict = {"type": "object", "properties": {}}
+        innermost["properties"]["x"] = child
+        innermost = child
+    definition = {"name": "deep", "parameters": parameters}
+    with pytest.raises(ToolDefinitionError, match="nested more than"):
+        Tool.from_schema(definition)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
@@ -35,6 +36,10 @@ class ScriptExhaustedError(AssertionError):
 
 
 class ScriptedBackend:
+    """Replies in order, one per request. ``delay_s`` stands for a slow model: ``chat`` takes
+    that long, and a stream spends it between its pieces (``pieces_streamed`` counts the pieces
+    sent, so a test sees when a stream stopped)."""
+
     def __init__(
         self,
         replies: Iterable[Reply] = (),
@@ -42,13 +47,18 @@ class ScriptedBackend:
         model: str = "scripted",
         capabilities: Capabilities | None = None,
         embedding_dim: int = 8,
+        delay_s: float = 0.0,
     ) -> None:
+        if delay_s < 0:
+            raise ValueError(f"delay_s must be 0 or more; got {delay_s}")
         self.model = model
         self._replies = list(replies)
         self._capabilities = capabilities or Capabilities(embeddings=True)
         self._embedding_dim = embedding_dim
+        self._delay_s = delay_s
         self._lock = threading.Lock()
         self.requests: list[ChatRequest] = []
+        self.pieces_streamed = 0
 
     @property
     def capabilities(self) -> Capabilities:
@@ -59,6 +69,11 @@ class ScriptedBackend:
             self._replies.extend(replies)
 
     def chat(self, request: ChatRequest) -> ChatCompletion:
+        completion = self._next_completion(request)
+        time.sleep(self._delay_s)
+        return completion
+
+    def _next_completion(self, request: ChatRequest) -> ChatCompletion:
         with self._lock:
             self.requests.append(request)
             if not self._replies:
@@ -70,10 +85,13 @@ class ScriptedBackend:
         return self._completion(reply, request)
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
-        completion = self.chat(request)
+        completion = self._next_completion(request)
         text = completion.choices[0].message.content or ""
         pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
         for piece in pieces:
+            time.sleep(self._delay_s / max(len(pieces), 1))
+            with self._lock:
+                self.pieces_streamed += 1
             yield make_chunk(model=self.model, completion_id=completion.id, content=piece)
         yield make_chunk(
             model=self.model,

@@ -32,6 +32,7 @@ import uuid
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,9 @@ _DTYPES: dict[str, torch.dtype] = {
 _QUANTIZATIONS = ("4", "8")
 _STOP_WINDOW_SLACK = 4
 """Tokens decoded beyond a stop string's length when looking for it at the end of the output."""
+_DECODE_STOP_TIMEOUT_S = 30.0
+"""How long closing a stream waits for its decode to stop (one token's time, on any sane
+machine)."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,16 @@ class _Job:
     tokens: queue.Queue[list[int] | None] | None = None
     """Set for a stream: each new token goes here as it is made, then None."""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    """Set when the stream's reader goes away: the decode ends at its next token."""
+    stop_requested: threading.Event | None = None
+    """The caller's own signal to end the decode (``stream(cancelled=...)``); never set here."""
     future: Future[_Generated] = field(default_factory=Future)
+
+    @property
+    def stopped(self) -> bool:
+        return self.cancelled.is_set() or (
+            self.stop_requested is not None and self.stop_requested.is_set()
+        )
 
     @property
     def batchable(self) -> bool:
@@ -331,11 +344,18 @@ class TransformersBackend:
             usage=self._usage(prepared, generated),
         )
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+    def stream(
+        self, request: ChatRequest, *, cancelled: threading.Event | None = None
+    ) -> Iterator[ChatCompletionChunk]:
         """Deltas as the tokens decode, then a chunk with the finish reason, then one with the
-        usage. An answer that may call tools is sent whole once it is complete."""
+        usage. An answer that may call tools is sent whole once it is complete.
+
+        The decode stops at the next token when the caller closes the stream, or when another
+        thread sets ``cancelled`` (how the Ray worker stops an answer that may call tools, which
+        yields nothing until it is complete); closing returns once the decode has stopped."""
         prepared = self._prepare(request)
         job = prepared.job(streamed=True)
+        job.stop_requested = cancelled
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         self._batcher.submit(job)
         finish: FinishReason
@@ -365,7 +385,8 @@ class TransformersBackend:
                 finish = generated.finish_reason
         finally:
             job.cancelled.set()  # a caller that stops reading stops the generation
-            job.future.cancel()
+            if not job.future.cancel():  # running: it ends at its next token; wait for that
+                futures.wait([job.future], timeout=_DECODE_STOP_TIMEOUT_S)
         yield self._chunk(completion_id, finish_reason=finish)
         yield self._chunk(completion_id, usage=self._usage(prepared, generated))
 
@@ -758,7 +779,7 @@ class _RowStops(StoppingCriteria):
     def _end(
         self, row: int, job: _Job, new_tokens: torch.Tensor, produced: int
     ) -> tuple[int, Literal["stop", "length"]] | None:
-        if job.cancelled.is_set() or int(new_tokens[-1]) in self._eos_ids:
+        if job.stopped or int(new_tokens[-1]) in self._eos_ids:
             return produced, "stop"
         if job.stop:
             tail = self._decode(new_tokens[-self._windows[row] :].tolist())
