@@ -90,6 +90,8 @@ _MAP = frozenset(_IN_PLACE_MAP + _DEEPER_MAP + _DEFINITIONS)
 
 def check_depth(schema: Any, *, what: str, max_depth: int = MAX_SCHEMA_DEPTH) -> None:
     """Refuse ``schema`` when its JSON nests deeper than ``max_depth``; no recursion."""
+    if not isinstance(schema, (dict, list)):
+        return  # a scalar nests nowhere; what it should have been is checked elsewhere
     stack: list[tuple[Any, int]] = [(schema, 1)]
     while stack:
         node, depth = stack.pop()
