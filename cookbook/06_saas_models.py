@@ -18,6 +18,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
+from _model import deployed
 from _peer import serve_peer
 
 from byzer_agents import LLM
@@ -52,40 +53,34 @@ def main() -> None:
         traces = Path(tempfile.mkdtemp()) / "traces.db"
         llm = LLM(trace_store=traces)
         llm.setup_gpus_per_worker(0).setup_cpus_per_worker(0.1).setup_num_workers(1)
+        stack.callback(llm.close)
         for name in (MAIN, FLAKY):
-            llm.undeploy(name)  # left over from an interrupted run
-        llm.deploy(pretrained_model_type="saas/deepseek", udf_name=MAIN, infer_params=main_params)
+            llm.undeploy(name)  # left over from a run that was killed
+        # Each deployment is removed when the block ends, also when it is interrupted (Ctrl-C).
+        stack.enter_context(deployed(llm, None, MAIN, main_params, model_type="saas/deepseek"))
         # A deployment whose provider is down, falling back to MAIN after one retry; after two
         # failed calls it is skipped for a minute.
-        llm.deploy(
-            pretrained_model_type="saas/openai",
-            udf_name=FLAKY,
-            infer_params={
-                "saas.api_key": "EMPTY",
-                "saas.base_url": down.url,
-                "saas.retry_count": 1,
-                "saas.retry_backoff_s": 0.1,
-                "saas.fallbacks": MAIN,
-                "saas.cooldown_after": 2,
-                "saas.cooldown_s": 60,
-            },
-        )
-        try:
-            question = "What is the capital of France? One word."
-            (reply,) = llm.chat_oai(question, model=MAIN)
-            print(f"answer:   {reply.output}")
-            show_trace(llm, reply.metadata["run_id"])
+        flaky_params = {
+            "saas.api_key": "EMPTY",
+            "saas.base_url": down.url,
+            "saas.retry_count": 1,
+            "saas.retry_backoff_s": 0.1,
+            "saas.fallbacks": MAIN,
+            "saas.cooldown_after": 2,
+            "saas.cooldown_s": 60,
+        }
+        stack.enter_context(deployed(llm, None, FLAKY, flaky_params, model_type="saas/openai"))
 
-            for turn in (1, 2, 3):
-                (reply,) = llm.chat_oai(question, model=FLAKY)
-                print(f"call {turn} to {FLAKY}: {reply.output}")
-                show_trace(llm, reply.metadata["run_id"])
-            print(f"the down provider saw {down.requests} requests: the third call skipped it")
-        finally:
-            llm.undeploy(FLAKY)
-            llm.undeploy(MAIN)
-            llm.close()
-        print(f"undeployed {MAIN} and {FLAKY}")
+        question = "What is the capital of France? One word."
+        (reply,) = llm.chat_oai(question, model=MAIN)
+        print(f"answer:   {reply.output}")
+        show_trace(llm, reply.metadata["run_id"])
+
+        for turn in (1, 2, 3):
+            (reply,) = llm.chat_oai(question, model=FLAKY)
+            print(f"call {turn} to {FLAKY}: {reply.output}")
+            show_trace(llm, reply.metadata["run_id"])
+        print(f"the down provider saw {down.requests} requests: the third call skipped it")
 
 
 def show_trace(llm: LLM, run_id: str) -> None:

@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
+from _model import deployed
+
 from byzer_agents import LLM, ScriptedBackend, tool
 from byzer_agents.chat.protocol import Capabilities
 from byzer_agents.types import ChatRequest
@@ -107,12 +109,11 @@ def main() -> None:
     print(f"loss curve: {work / 'adapter' / 'loss.png'}")
 
     llm = LLM()
-    if llm.is_model_exist(MODEL):
-        llm.undeploy(MODEL)
-    llm.deploy(work / "adapter", "custom/auto", MODEL, {"max_model_len": 2048})
-    meta = llm.get_meta(model=MODEL)
-    print(f"deployed {MODEL}: adapter on {meta['adapter']['base']}")
-    try:
+    llm.undeploy(MODEL)  # left over from a run that was killed: it served another adapter
+    # Removed when the script ends, also when it is interrupted (Ctrl-C).
+    with deployed(llm, work / "adapter", MODEL, {"max_model_len": 2048}):
+        meta = llm.get_meta(model=MODEL)
+        print(f"deployed {MODEL}: adapter on {meta['adapter']['base']}")
         (answer,) = llm.chat_oai(
             [{"role": "user", "content": QUESTION}],
             tools=[get_weather],
@@ -125,8 +126,6 @@ def main() -> None:
         print(f"calls: {json.dumps(calls)}" if calls else f"answer: {answer.output!r}")
         right = calls == [("get_weather", {"city": "Dublin", "unit": "fahrenheit"})]
         print(f"verdict: {'right' if right else 'wrong'}")
-    finally:
-        llm.undeploy(MODEL)
 
 
 if __name__ == "__main__":

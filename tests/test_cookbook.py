@@ -1,12 +1,16 @@
-"""Every cookbook script runs as a person would run it, and shows what it promises."""
+"""Every cookbook script runs as a person would run it, against the real shipped model where it
+asks one, shows what it promises, and leaves no deployment behind, also when interrupted."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 COOKBOOK = Path(__file__).resolve().parent.parent / "cookbook"
+COOKBOOK_MODEL = "cookbook-smollm2-tools"  # what cookbook/_model.py deploys
 
 
 def run_script(name: str, *args: str, timeout: float = 120) -> str:
@@ -31,18 +35,61 @@ def test_tools_and_schemas_shows_schemas_and_a_refused_call() -> None:
     assert output.rstrip().endswith("What was the date two weeks ago?")
 
 
-def test_function_calling_runs_the_date_tools_and_shows_the_fixed_call() -> None:
-    output = run_script("02_function_calling.py")
-    assert "calls:  [('compute_now', {})]" in output
-    assert "calls:  [('compute_date_range', {'count': 3, 'unit': 'month'})]" in output
-    assert "attempts: 2" in output
+def test_function_calling_asks_the_shipped_model_then_replays_a_fixed_call(
+    ray_cluster: object,
+) -> None:
+    from byzer_agents.llm_runtime import deployment
+
+    output = run_script("02_function_calling.py", timeout=300)
+    assert f"[model: deployed {COOKBOOK_MODEL} on the local Ray]" in output
+    real, replay = output.split("Scripted replay of a bad call:")
+    for question in ("What time is it now?", "Which dates span the last three months?"):
+        answer = real.split(f"Q: {question}", 1)[1].split("Q:", 1)[0]
+        assert "   calls:  [" in answer or "   no call validated" in answer
+    assert "unit: Input should be 'day', 'week', 'month' or 'year' (got 'months')" in replay
+    assert "calls:  [('compute_date_range', {'count': 3, 'unit': 'month'})]" in replay
+    assert "attempts: 2" in replay
+    assert f"undeployed {COOKBOOK_MODEL}" in real
+    assert deployment.find(COOKBOOK_MODEL) is None
 
 
-def test_typed_answers_show_the_story_three_ways() -> None:
-    output = run_script("03_typed_answers.py")
-    assert "response_class -> Story(title='The Lighthouse Cat'" in output
-    assert "extract        -> Story(title='Rain'" in output
-    assert "typed:       Story(title='The Whistling Fox'" in output
+def test_typed_answers_ask_the_shipped_model_three_ways(ray_cluster: object) -> None:
+    output = run_script("03_typed_answers.py", timeout=300)
+    assert f"[model: deployed {COOKBOOK_MODEL} on the local Ray]" in output
+    for way in ("response_class -> ", "extract        -> ", "after chat     -> "):
+        shown = output.split(way, 1)[1]
+        assert shown.startswith(("Story(", "no valid Story", "free answer: "))
+    assert f"undeployed {COOKBOOK_MODEL}" in output
+
+
+def test_an_interrupted_script_undeploys_what_it_deployed(ray_cluster: object) -> None:
+    from byzer_agents.llm_runtime import deployment
+
+    assert deployment.find(COOKBOOK_MODEL) is None, "left over by another run"
+    script = subprocess.Popen(
+        [sys.executable, "-u", str(COOKBOOK / "02_function_calling.py")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    watchdog = threading.Timer(300, script.kill)
+    watchdog.start()
+    try:
+        assert script.stdout is not None
+        lines = []
+        for line in script.stdout:
+            lines.append(line)
+            if "[model: deployed" in line:
+                script.send_signal(signal.SIGINT)  # as Ctrl-C does, while the model is asked
+                break
+        output = "".join(lines) + script.communicate(timeout=120)[0]
+    finally:
+        watchdog.cancel()
+        script.kill()
+    assert f"[model: deployed {COOKBOOK_MODEL}" in output
+    assert "KeyboardInterrupt" in output and "Scripted replay" not in output
+    assert f"undeployed {COOKBOOK_MODEL}" in output
+    assert deployment.find(COOKBOOK_MODEL) is None
 
 
 def test_function_calling_cookbook_over_a_real_endpoint() -> None:
@@ -90,7 +137,7 @@ def test_saas_models_retry_fall_back_and_cool_down(ray_cluster: object) -> None:
     assert "cookbook-saas-down   error" in calls[0]  # tried, failed, fell back
     assert "cookbook-saas-down" not in calls[1].split("the down provider")[0]  # skipped
     assert "the down provider saw 4 requests" in output
-    assert "undeployed cookbook-saas and cookbook-saas-down" in output
+    assert "undeployed cookbook-saas-down\nundeployed cookbook-saas\n" in output
 
 
 def test_finetune_on_traces_records_trains_deploys_and_asks(

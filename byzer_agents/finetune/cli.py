@@ -1,8 +1,8 @@
 """``byzer-agents finetune``: train a model on your data and follow the job.
 
 A typer sub-app (``finetune_app``) that ``byzer_agents.cli`` mounts under ``finetune``. Add a
-command with ``@command("name")`` (its docstring becomes its ``--help``); errors from the
-library (``FinetuneError``) are shown with ``_fail`` and exit code 2.
+command with ``@command("name")`` (its docstring becomes its ``--help``). The library's errors
+(``FinetuneError``) are left to ``byzer_agents.cli``, which shows them as one line, exit status 1.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +23,7 @@ finetune_app = typer.Typer(
     help="Fine-tune a model on your data (SFT with LoRA, QLoRA or all weights) and follow the "
     "jobs. Jobs run on the local Ray; `sft --detach` returns a job id at once.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 console = Console()
 _Command = TypeVar("_Command", bound=Callable[..., Any])
@@ -30,22 +31,18 @@ _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 def command(name: str) -> Callable[[_Command], _Command]:
     """Register a ``finetune`` sub-command whose ``--help`` is its docstring, paragraphs
-    reflowed (typer keeps a docstring's line breaks) and ``Example:`` lines kept as written."""
+    reflowed and ``Example:`` lines kept as written (click's ``\\b`` marks a paragraph it must
+    not rewrap)."""
 
     def register(function: _Command) -> _Command:
         text = inspect.cleandoc(function.__doc__ or "")
         paragraphs = [
-            part if part.startswith("    ") else re.sub(r"\s*\n\s*", " ", part)
+            f"\b\n{part}" if part.startswith("    ") else re.sub(r"\s*\n\s*", " ", part)
             for part in text.split("\n\n")
         ]
         return finetune_app.command(name, help="\n\n".join(paragraphs))(function)
 
     return register
-
-
-def _fail(error: Exception) -> NoReturn:
-    console.print(f"[red]{error}[/red]", soft_wrap=True)
-    raise typer.Exit(2)
 
 
 @command("sft")
@@ -105,7 +102,6 @@ def sft_command(
 
         byzer-agents finetune sft --data t.jsonl --output-dir runs/b --detach
     """
-    from byzer_agents.exceptions import FinetuneError
     from byzer_agents.finetune.api import sft
 
     settings: dict[str, Any] = {
@@ -120,17 +116,12 @@ def sft_command(
         "num_workers": num_workers,
     }
     chosen = {key: value for key, value in settings.items() if value is not None}
-    try:
-        if detach:
-            job_id = sft(
-                data, base_model, output_dir, method, config=config, detached=True, **chosen
-            )
-            console.print(f"started fine-tune job {job_id}")
-            console.print(f"follow it with: byzer-agents finetune status {job_id}")
-            return
-        result = sft(data, base_model, output_dir, method, config=config, **chosen)
-    except FinetuneError as error:
-        _fail(error)
+    if detach:
+        job_id = sft(data, base_model, output_dir, method, config=config, detached=True, **chosen)
+        console.print(f"started fine-tune job {job_id}")
+        console.print(f"follow it with: byzer-agents finetune status {job_id}")
+        return
+    result = sft(data, base_model, output_dir, method, config=config, **chosen)
     loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
     console.print(
         f"trained {result.kind} ({result.method}) for {result.steps} steps in "
@@ -140,7 +131,7 @@ def sft_command(
 
 @command("status")
 def status_command(
-    job_id: Annotated[str, typer.Argument(help="The id `sft --detach` printed")],
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The id `sft --detach` printed")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON")] = False,
 ) -> None:
     """Show where a fine-tune job stands: queued, running (step of total, last loss),
@@ -150,13 +141,9 @@ def status_command(
 
         byzer-agents finetune status sft-20261202-101500-a1b2c3
     """
-    from byzer_agents.exceptions import FinetuneError
     from byzer_agents.finetune.api import status
 
-    try:
-        job = status(job_id)
-    except FinetuneError as error:
-        _fail(error)
+    job = status(job_id)
     if as_json:
         console.print_json(json.dumps(job.model_dump()))
         return
@@ -168,8 +155,8 @@ def status_command(
 
 @command("logs")
 def logs_command(
-    job_id: Annotated[str, typer.Argument(help="The id `sft --detach` printed")],
-    tail: Annotated[int | None, typer.Option(help="Only the last N lines")] = None,
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The id `sft --detach` printed")],
+    tail: Annotated[int | None, typer.Option(metavar="N", help="Only the last N lines")] = None,
 ) -> None:
     """Print what a fine-tune job has written to its log so far (the trainer's progress,
     warnings, the error of a failed job).
@@ -178,13 +165,9 @@ def logs_command(
 
         byzer-agents finetune logs sft-20261202-101500-a1b2c3 --tail 20
     """
-    from byzer_agents.exceptions import FinetuneError
     from byzer_agents.finetune.api import logs
 
-    try:
-        text = logs(job_id)
-    except FinetuneError as error:
-        _fail(error)
+    text = logs(job_id)
     lines = text.replace("\r", "\n").splitlines()
     if tail is not None:
         lines = lines[-tail:]
@@ -227,7 +210,6 @@ def pretrain_command(
 
         byzer-agents finetune pretrain --text notes/ --output-dir runs/domain --max-steps 200
     """
-    from byzer_agents.exceptions import FinetuneError
     from byzer_agents.finetune.api import pretrain
 
     settings: dict[str, Any] = {
@@ -237,12 +219,9 @@ def pretrain_command(
         "max_length": max_length,
     }
     chosen = {key: value for key, value in settings.items() if value is not None}
-    try:
-        outcome = pretrain(
-            text, base_model, output_dir, method, config=config, detached=detach, **chosen
-        )
-    except FinetuneError as error:
-        _fail(error)
+    outcome = pretrain(
+        text, base_model, output_dir, method, config=config, detached=detach, **chosen
+    )
     if isinstance(outcome, str):
         console.print(f"started pretraining job {outcome}")
         console.print(f"follow it with: byzer-agents finetune status {outcome}")
@@ -255,8 +234,12 @@ def pretrain_command(
 
 @command("merge")
 def merge_command(
-    adapter_dir: Annotated[Path, typer.Argument(help="A LoRA adapter directory (sft's output)")],
-    output_dir: Annotated[Path, typer.Argument(help="Where the merged model is written")],
+    adapter_dir: Annotated[
+        Path, typer.Argument(metavar="ADAPTER_DIR", help="A LoRA adapter directory (sft's output)")
+    ],
+    output_dir: Annotated[
+        Path, typer.Argument(metavar="OUTPUT_DIR", help="Where the merged model is written")
+    ],
     dtype: Annotated[
         str, typer.Option(help="float32, bfloat16 or float16 weights in the output")
     ] = "float32",
@@ -268,13 +251,9 @@ def merge_command(
 
         byzer-agents finetune merge runs/a merged/a
     """
-    from byzer_agents.exceptions import FinetuneError
     from byzer_agents.finetune.merging import merge
 
-    try:
-        written = merge(adapter_dir, output_dir, dtype=dtype)
-    except FinetuneError as error:
-        _fail(error)
+    written = merge(adapter_dir, output_dir, dtype=dtype)
     console.print(f"merged {adapter_dir} into its base: {written}", soft_wrap=True)
 
 
@@ -282,9 +261,14 @@ def merge_command(
 def convert_command(
     checkpoint_dir: Annotated[
         Path,
-        typer.Argument(help="A DeepSpeed checkpoint-N directory, or a run's output directory"),
+        typer.Argument(
+            metavar="CHECKPOINT_DIR",
+            help="A DeepSpeed checkpoint-N directory, or a run's output directory",
+        ),
     ],
-    output_dir: Annotated[Path, typer.Argument(help="Where the Hugging Face directory goes")],
+    output_dir: Annotated[
+        Path, typer.Argument(metavar="OUTPUT_DIR", help="Where the Hugging Face directory goes")
+    ],
     base_model: Annotated[
         str | None,
         typer.Option(help="Where to take config and tokenizer from, if the checkpoint lacks them"),
@@ -297,11 +281,7 @@ def convert_command(
 
         byzer-agents finetune convert runs/zero2/checkpoint-200 models/zero2
     """
-    from byzer_agents.exceptions import FinetuneError
     from byzer_agents.finetune.api import convert_deepspeed
 
-    try:
-        written = convert_deepspeed(checkpoint_dir, output_dir, base_model=base_model)
-    except FinetuneError as error:
-        _fail(error)
+    written = convert_deepspeed(checkpoint_dir, output_dir, base_model=base_model)
     console.print(f"converted {checkpoint_dir}: {written}", soft_wrap=True)

@@ -48,14 +48,14 @@ def test_eval_bfcl_scores_an_openai_compatible_endpoint_and_writes_records(tmp_p
 
 def test_eval_bfcl_refuses_unknown_categories_and_missing_data(tmp_path: Path) -> None:
     unknown = runner.invoke(app, ["eval", "bfcl", "--model", "m", "--category", "exec_simple"])
-    assert unknown.exit_code == 2 and "unknown BFCL category 'exec_simple'" in unknown.output
+    assert unknown.exit_code == 1 and "unknown BFCL category 'exec_simple'" in unknown.output
     missing = runner.invoke(app, ["eval", "bfcl", "--model", "m", "--data-dir", str(tmp_path)])
-    assert missing.exit_code == 2 and "no BFCL_v4_simple_python.json" in missing.output
+    assert missing.exit_code == 1 and "no BFCL_v4_simple_python.json" in missing.output
 
 
 def test_eval_bfcl_names_a_missing_deployment(ray_cluster: cluster.ClusterInfo) -> None:
     result = runner.invoke(app, ["eval", "bfcl", "--model", "never-deployed", "--limit", "1"])
-    said = " ".join(result.output.split())  # rich wraps long lines
-    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1
     assert "no deployment named 'never-deployed'" in said
     assert "byzer-agents deploy default --name never-deployed" in said

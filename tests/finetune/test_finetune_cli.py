@@ -44,12 +44,14 @@ def test_sft_detach_then_status_and_logs(ray_cluster: cluster.ClusterInfo, tmp_p
     assert logs.exit_code == 0 and f"fine-tune job {job_id} succeeded" in logs.output
 
 
-def test_bad_values_exit_2_naming_them(tmp_path: Path) -> None:
+def test_bad_values_are_one_line_exit_1_naming_them(tmp_path: Path) -> None:
     data = write_tiny_jsonl(tmp_path / "train.jsonl")
     bad = runner.invoke(
         app, ["finetune", "sft", "--data", str(data), "--output-dir", str(tmp_path), "--method",
               "dora"],
     )  # fmt: skip
-    assert bad.exit_code == 2 and "'dora'" in bad.output
+    assert bad.exit_code == 1 and "'dora'" in bad.output
     unknown = runner.invoke(app, ["finetune", "status", "sft-unknown"])
-    assert unknown.exit_code == 2 and "no fine-tune job 'sft-unknown'" in unknown.output
+    assert unknown.exit_code == 1 and "no fine-tune job 'sft-unknown'" in unknown.output
+    for result in (bad, unknown):
+        assert result.output.count("\n") == 1 and result.output.startswith("error: ")
