@@ -179,14 +179,23 @@ def _partial_model(model: type[BaseModel], data: Any) -> BaseModel | None:
         return None
     partial = _optional_fields_model(model)
     fields = {key: value for key, value in data.items() if key in partial.model_fields}
-    for _ in range(len(fields) + 1):
+    trimmed: set[int | str] = set()
+    for _ in range(2 * len(fields) + 1):
         try:
             return partial.model_validate(fields)
         except ValidationError as exc:
-            bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
-            if not bad & set(fields):
+            bad = {error["loc"][0] for error in exc.errors() if error["loc"]} & set(fields)
+            if not bad:
                 return None
-            fields = {key: value for key, value in fields.items() if key not in bad}
+            for key in bad:
+                value = fields[key]
+                if isinstance(value, list) and value and key not in trimmed:
+                    # A list's last item is the one still arriving: keep the items before it,
+                    # so a list grows N -> N+1 while streaming instead of N -> None -> N+1.
+                    fields[key] = value[:-1]
+                    trimmed.add(key)
+                else:
+                    del fields[key]
     return None
 
 

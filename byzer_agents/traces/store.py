@@ -10,7 +10,8 @@ Tracing never costs the caller an answer: a record the database does not take wi
 ``_WRITE_WAIT_MS`` (another process holds it locked; it is damaged or full) waits in memory
 (``traces/pending.py``) and is written before the next one, or at ``close``; past the limit it is
 dropped, counted in ``dropped_records`` and logged. Errors that are the caller's (an unknown run
-id, a bad status) still raise.
+id, a bad status) still raise. A process that ends without ``close`` still writes what waits
+(an exit hook closes every store that holds records in memory).
 
 A run records which process writes it (``traces/writers.py``). When a store is opened, the
 ``running`` runs whose process on this host is gone (killed, crashed) are marked
@@ -19,6 +20,7 @@ A run records which process writes it (``traces/writers.py``). When a store is o
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -27,6 +29,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -109,6 +112,7 @@ class TraceStore:
             connection.close()
             raise
         self._connection: sqlite3.Connection | None = connection
+        _open_stores.add(self)
 
     def __repr__(self) -> str:
         return f"TraceStore({str(self.path)!r})"
@@ -525,3 +529,14 @@ def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
 
 def _marks(values: Collection[Any]) -> str:
     return ", ".join("?" * len(values))
+
+
+_open_stores: weakref.WeakSet[TraceStore] = weakref.WeakSet()
+"""Stores not yet garbage-collected, so records waiting in memory are written at exit."""
+
+
+@atexit.register
+def _write_waiting_records_at_exit() -> None:
+    for store in list(_open_stores):
+        if store.pending_records:
+            store.close()

@@ -130,3 +130,22 @@ def test_partial_answers_of_a_short_answer_come_with_every_piece() -> None:
     values = [partials.add(text[i : i + 4]) for i in range(0, len(text), 4)]
     bodies = {value.body for value in values if value is not None}
     assert len(bodies) >= 5
+
+
+def test_a_partial_list_keeps_its_complete_items_while_the_last_one_arrives() -> None:
+    from pydantic import BaseModel
+
+    from byzer_agents.chat.streaming import partial_value
+
+    class Item(BaseModel):
+        name: str
+        price: float
+
+    class Catalogue(BaseModel):
+        title: str
+        items: list[Item]
+
+    text = '{"title": "Tools", "items": [{"name": "saw", "price": 9.5}, {"name": "dri'
+    partial = partial_value(Catalogue, text)
+    assert partial is not None and partial.title == "Tools"
+    assert [item.name for item in partial.items] == ["saw"]

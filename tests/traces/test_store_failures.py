@@ -269,3 +269,40 @@ def test_a_writer_is_alive_while_its_process_runs() -> None:
     assert me.host.startswith(socket.gethostname())
     assert not is_alive(Writer(me.host, _dead_pid(), None))
     assert is_alive(Writer("another-host", os.getpid() + 10**6, None))
+
+
+def test_records_waiting_at_exit_are_written_without_close(tmp_path: Path) -> None:
+    db_path = tmp_path / "exit.db"
+    TraceStore(db_path).close()
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from byzer_agents.traces import TraceStore
+        store = TraceStore({str(db_path)!r})
+        run_id = store.new_run("chat_oai")
+        print(run_id, flush=True)
+        sys.stdin.readline()  # the test holds the lock until now
+        store.finish_run(run_id, "ok")
+        print(store.pending_records, flush=True)
+        sys.stdin.readline()
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    run_id = child.stdout.readline().strip()
+    with _locked(db_path):
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "1"  # the finish waits in memory
+    child.stdin.write("\n")  # the lock is gone: the process ends without close()
+    child.stdin.flush()
+    assert child.wait(timeout=30) == 0
+    with TraceStore(db_path) as reopened:
+        run = reopened.run(run_id)
+        assert run is not None and run.status == "ok"
