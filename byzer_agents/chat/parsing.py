@@ -15,11 +15,11 @@ A reply is read in time linear in its length, whatever it holds, so reading it n
 than writing it did. Brackets are matched by one regex-driven pass per span; a prose ``{`` that
 never closes is stepped into at most ``_MAX_PROSE_OPENERS`` times, and not at all when what it
 holds nests deeper than ``MAX_NESTING``; and
-``json_repair``, which re-reads the rest of its input for each object it cannot read a key of
-(quadratic: 20 KB of ``{ {`` took 32 s), gets a fixed budget per reply: a few dozen spans,
-128 KB, 1M characters re-read. Text longer than ``MAX_SEARCH_CHARS`` is read only when it is JSON
-as a whole, and JSON nested deeper than ``MAX_NESTING`` is refused (``JSONTooLargeError``), never
-left to raise RecursionError.
+``json_repair``, slow on what it cannot read (about 80 us a character on ``{ {``: 16 s for
+200 KB, benchmarks/RESULTS.md, "Hostile model output"), gets a fixed budget per reply: a few
+dozen spans, 128 KB, 1M characters re-read. Text longer than ``MAX_SEARCH_CHARS`` is read only
+when it is JSON as a whole, and JSON nested deeper than ``MAX_NESTING`` is refused
+(``JSONTooLargeError``), never left to raise RecursionError.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ _MAX_PROSE_OPENERS = 2
 the rest of the text, before the search gives up."""
 _MAX_REPAIRS = 32
 _MAX_REPAIR_CHARS = 131_072
-"""Characters given to ``json_repair`` in all, per reply (it reads 2-8 us a character)."""
+"""Characters given to ``json_repair`` in all, per reply (2-80 us a character, by what it reads)."""
 _MAX_REPAIR_REREADS = 1_000_000
 """Characters ``json_repair`` may re-read in all, per reply: each object it finds no key in
 re-reads the rest of its input (1M is about half a second)."""
