@@ -13,7 +13,6 @@ class LLMRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     instruction: str | list[str]
-    embedding: bool = False
     max_length: int | None = Field(default=None, ge=1)
     top_p: float | None = Field(default=None, gt=0, le=1)
     temperature: float | None = Field(default=None, ge=0)

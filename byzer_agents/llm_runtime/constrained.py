@@ -83,7 +83,6 @@ __all__ = [
     "GrammarLogitsProcessor",
     "build_constraint",
     "json_schema_grammar",
-    "tool_calls_schema",
 ]
 
 logger = logging.getLogger(__name__)
@@ -561,6 +560,3 @@ def _reason(exc: Exception) -> str:
     # xgrammar's messages start "[hh:mm:ss] /project/cpp/<file>.cc:<line>: ".
     message = re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", lines[0]) if lines else ""
     return f"{type(exc).__name__}: {message[:200]}"
-
-
-# --- schemas --------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ class InferBackend(str, enum.Enum):
     VLLM = "ray/vllm"
     DeepSpeed = "ray/deepspeed"
     LlamaCpp = "llama_cpp"
-    SaaS = "saas"
 
     @classmethod
     def parse(cls, value: str | InferBackend) -> InferBackend:
