@@ -13,6 +13,7 @@ __all__ = [
     "ByzerAgentsError",
     "CallAttempt",
     "ClusterConnectionError",
+    "ContextLengthError",
     "ExtractionError",
     "FinetuneDataError",
     "FinetuneError",
@@ -132,6 +133,19 @@ class FinetuneDataError(FinetuneError):
 
 class PromptTemplateError(ByzerAgentsError, ValueError):
     """A prompt template failed to compile or to render (a syntax error, a missing variable)."""
+
+
+class ContextLengthError(ByzerAgentsError, ValueError):
+    """A request does not fit the model's context length: its prompt, or its prompt and
+    ``max_tokens``, are more tokens than the model (or ``setup_max_model_length``) allows."""
+
+    def __init__(
+        self, message: str, *, prompt_tokens: int, max_tokens: int | None, limit: int
+    ) -> None:
+        self.prompt_tokens = prompt_tokens
+        self.max_tokens = max_tokens
+        self.limit = limit
+        super().__init__(message)
 
 
 class NoJSONFoundError(ByzerAgentsError, ValueError):

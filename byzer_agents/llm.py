@@ -201,14 +201,28 @@ class LLM:
         return self
 
     def setup_template(self, model: str, template: str | ChatTemplate) -> LLM:
-        """The chat template local backends render ``model``'s conversations with (a name such as
-        ``"qwen"``, or a ChatTemplate)."""
+        """Render ``model``'s conversations with ``template`` in the calls that follow: a built-in
+        name (``"qwen"``, ``"llama3"``, ``"chatml"``...) or a ChatTemplate. ``"auto"`` goes back
+        to the deployment's own (its tokenizer's template, else its model type's).
+
+        Only local deployments render prompts, so only they can use a template: an
+        OpenAI-compatible or SaaS model renders its own and refuses calls that carry one (give
+        it ``"auto"``, as Byzer-LLM's examples do, which changes nothing)."""
+        if isinstance(template, str) and template.strip().lower() == "auto":
+            self._templates.pop(model, None)
+            return self
         self._templates[model] = Templates.get(template) if isinstance(template, str) else template
         return self
 
     def setup_max_model_length(self, model: str, max_length: int) -> LLM:
-        if max_length < 1:
-            raise ValueError(f"max_length must be positive, got {max_length}")
+        """Hold ``model``'s calls that follow to a context of ``max_length`` tokens, as
+        Byzer-LLM did: a local backend refuses a call whose prompt and ``max_tokens`` together
+        exceed it with ContextLengthError naming both, before generating (without
+        ``max_tokens`` the answer gets the room that is left). The deployment's own context
+        length, when smaller, still holds. OpenAI-compatible and SaaS models count no tokens
+        here and refuse calls that carry it."""
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive number of tokens, got {max_length!r}")
         self._max_model_length[model] = max_length
         return self
 
@@ -228,9 +242,6 @@ class LLM:
             self._formats.get(model, PromptFormats()), **change
         )
         return self
-
-    def template_for(self, model: str) -> ChatTemplate | None:
-        return self._templates.get(model)
 
     def get_meta(self, model: str | None = None) -> dict[str, Any]:
         name, backend = self._resolve(model)
@@ -478,6 +489,8 @@ class LLM:
             generation=generation,
             formats=self._formats.get(name, PromptFormats()),
             max_retries=self.max_retries if max_retries is None else max_retries,
+            chat_template=self._templates.get(name),
+            max_model_len=self._max_model_length.get(name),
         )
         return settings, backend
 

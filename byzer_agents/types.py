@@ -23,6 +23,8 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
 from openai.types.completion_usage import CompletionUsage
 from pydantic import BaseModel, ConfigDict, Field
 
+from byzer_agents.prompts.chat_templates import ChatTemplate
+
 __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -61,10 +63,23 @@ class ChatRequest(BaseModel):
     n: int = Field(default=1, ge=1)
     extra: dict[str, Any] = Field(default_factory=dict)
     """Backend-specific options (Byzer-LLM's ``llm_config`` keys that are not sampling ones)."""
+    chat_template: ChatTemplate | None = None
+    """The template a local backend renders this request's prompt with, instead of its own
+    (``LLM.setup_template``). Endpoints that render their own prompts (OpenAI-compatible
+    servers, SaaS) refuse a request that sets it."""
+    max_model_len: int | None = Field(default=None, ge=1)
+    """A context length the caller holds this request to (``LLM.setup_max_model_length``): a
+    local backend refuses a prompt and ``max_tokens`` that exceed it (see
+    ``llm_runtime/context_length.py``); its own, when smaller, still holds. Endpoints that count
+    no tokens here refuse a request that sets it."""
 
     def openai_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``client.chat.completions.create``, without unset ones."""
-        return self.model_dump(exclude_none=True, exclude={"extra"}, exclude_defaults=False)
+        return self.model_dump(
+            exclude_none=True,
+            exclude={"extra", "chat_template", "max_model_len"},
+            exclude_defaults=False,
+        )
 
 
 def make_tool_call(

@@ -4,7 +4,7 @@ A flow yields ``ModelCall`` and ``RunTools`` effects and receives their results;
 ``driver.py`` carry them out, synchronously or with asyncio. So the retry and feedback logic
 exists once for ``chat_oai`` and ``achat_oai`` alike, and can be tested without any I/O.
 
-Per model, the best way first (DESIGN.md): constrained decoding or native tool calls /
+Per model, the best way first (docs/architecture.md): constrained decoding or native tool calls /
 ``response_format`` when the backend has them, else the Jinja prompt formats and tolerant parsing.
 An answer that does not parse or validate goes back to the model as a message, up to
 ``max_retries`` times; then ExtractionError / ToolCallError carry every attempt. A tool call that
@@ -30,7 +30,7 @@ from byzer_agents.chat.parsing import (
     parse_tool_calls,
 )
 from byzer_agents.chat.protocol import Capabilities
-from byzer_agents.chat.results import LLMResponse, ToolCall, ToolResult
+from byzer_agents.chat.results import LLMCompletion, LLMResponse, ToolCall, ToolResult
 from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.exceptions import (
     Attempt,
@@ -40,6 +40,7 @@ from byzer_agents.exceptions import (
     ToolCallError,
 )
 from byzer_agents.prompts import (
+    ChatTemplate,
     function_calling_format,
     json_schema,
     response_class_format,
@@ -108,6 +109,10 @@ class ChatSettings:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     formats: PromptFormats = field(default_factory=PromptFormats)
     max_retries: int = 2
+    chat_template: ChatTemplate | None = None
+    """Sent with every request: the template a local backend renders the prompt with."""
+    max_model_len: int | None = None
+    """Sent with every request: the context length the caller holds the model to."""
 
     @property
     def tool_mode(self) -> Literal["native", "prompt"]:
@@ -121,7 +126,12 @@ class ChatSettings:
 
     def request(self, messages: list[Message], **fields: Any) -> ChatRequest:
         return ChatRequest(
-            messages=messages, model=self.model, **self.generation.request_fields(), **fields
+            messages=messages,
+            model=self.model,
+            chat_template=self.chat_template,
+            max_model_len=self.max_model_len,
+            **self.generation.request_fields(),
+            **fields,
         )
 
 
@@ -190,7 +200,7 @@ def plain_flow(settings: ChatSettings, messages: list[Message]) -> Flow:
         output=_text(reply.completion),
         input=list(messages),
         metadata=tally.metadata(settings, reply.completion),
-        response=reply.completion,
+        response=LLMCompletion.of(reply.completion),
     )
 
 
@@ -276,7 +286,7 @@ def _tool_response(
         output=_text(reply.completion),
         input=list(messages),
         metadata=tally.metadata(settings, reply.completion),
-        response=reply.completion,
+        response=LLMCompletion.of(reply.completion),
         tool_calls=[result.call for result in results] or unrun,
         values=[result.value for result in results if result.ok],
         tool_results=results,
@@ -500,7 +510,7 @@ def typed_flow(
             output=raw,
             input=list(messages),
             metadata=tally.metadata(settings, reply.completion),
-            response=reply.completion,
+            response=LLMCompletion.of(reply.completion),
             value=value,
         )
     raise ExtractionError(settings.model, attempts)

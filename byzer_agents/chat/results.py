@@ -11,7 +11,27 @@ from byzer_agents.exceptions import ToolExecutionError
 from byzer_agents.tools import Tool
 from byzer_agents.types import ChatCompletion
 
-__all__ = ["EmbeddingResponse", "LLMResponse", "ToolCall", "ToolResult"]
+__all__ = ["EmbeddingResponse", "LLMCompletion", "LLMResponse", "ToolCall", "ToolResult"]
+
+
+class LLMCompletion(ChatCompletion):
+    """The SDK's ChatCompletion, every field and method kept, that also reads as Byzer-LLM's
+    ``LLMResponse.response``: code written for Byzer-LLM reads ``t[0].response.output``."""
+
+    @property
+    def output(self) -> str:
+        """The text of the first choice's message ("" when it holds only tool calls)."""
+        if not self.choices:
+            return ""
+        return self.choices[0].message.content or ""
+
+    @classmethod
+    def of(cls, completion: ChatCompletion) -> LLMCompletion:
+        """``completion`` as an LLMCompletion, sharing its values (nothing is validated again)."""
+        if isinstance(completion, cls):
+            return completion
+        values = {**completion.__dict__, **(completion.model_extra or {})}
+        return cls.model_construct(_fields_set=set(completion.model_fields_set), **values)
 
 
 @dataclass(frozen=True)
@@ -54,8 +74,8 @@ class LLMResponse:
     """What was asked: the prompt, or the conversation."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """model, usage (summed over attempts), latency_s, attempts, finish_reason, run_id."""
-    response: ChatCompletion | None = None
-    """The last ChatCompletion of the call."""
+    response: LLMCompletion | None = None
+    """The last ChatCompletion of the call (an LLMCompletion: it answers ``.output`` too)."""
     tool_calls: list[ToolCall] = field(default_factory=list)
     """The validated calls: with ``execute_tool=True`` each call that ran, once, in the order
     they ran (over every attempt); else the last answer's calls."""

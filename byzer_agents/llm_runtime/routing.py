@@ -327,8 +327,12 @@ async def _aclose(chunks: AsyncIterator[ChatCompletionChunk]) -> None:
 
 def _addressed(request: ChatRequest, name: str) -> ChatRequest:
     """The request as sent to deployment ``name``: a request names the deployment it is for,
-    which maps it to its own provider's model."""
-    return request if request.model == name else request.model_copy(update={"model": name})
+    which maps it to its own provider's model. The chat template and context length set for the
+    model asked (``setup_template``, ``setup_max_model_length``) stay with it: a fallback is
+    another model, and renders and counts with its own."""
+    if request.model == name:
+        return request
+    return request.model_copy(update={"model": name, "chat_template": None, "max_model_len": None})
 
 
 def with_fallbacks(

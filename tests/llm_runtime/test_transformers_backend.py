@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from byzer_agents.chat.protocol import ChatBackend
+from byzer_agents.exceptions import ContextLengthError, ModelCallError
 from byzer_agents.llm_runtime.backends.transformers_backend import TransformersBackend
 from byzer_agents.llm_runtime.models import default_chat_model
+from byzer_agents.prompts import Templates
 from byzer_agents.types import ChatCompletion, ChatRequest
 from tests.llm_runtime.conftest import Conversion
 from tests.tool_definitions import WEATHER
@@ -305,6 +307,25 @@ def test_a_prompt_longer_than_max_model_len_is_refused(chat_backend: Transformer
         chat_backend.chat(ask("word " * 9000))
 
 
+def test_a_callers_max_model_len_refuses_prompt_and_max_tokens_beyond_it(
+    chat_backend: TransformersBackend,
+) -> None:
+    with pytest.raises(ContextLengthError, match=r"max_tokens=64.*holds .* to 32 tokens"):
+        chat_backend.chat(ask("Hi", max_tokens=64, max_model_len=32))
+    answer = chat_backend.chat(ask("Hi", temperature=0, max_tokens=4, max_model_len=64))
+    assert answer.usage is not None and answer.usage.total_tokens <= 64
+
+
+def test_a_request_template_replaces_the_models_own(chat_backend: TransformersBackend) -> None:
+    request = ask("What is the capital of France?", temperature=0, max_tokens=24)
+    transcript = request.model_copy(update={"chat_template": Templates.default()})
+    prompt = chat_backend.render_prompt(transcript)
+    assert "User: What is the capital of France?" in prompt and "<|im_start|>" not in prompt
+    assert "<|im_start|>" in chat_backend.render_prompt(request)  # the model's own, untouched
+    answer = text_of(chat_backend.chat(transcript))
+    assert "\nUser:" not in answer  # the template's stop ended the turn
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -361,3 +382,45 @@ def test_auto_tool_choice_reads_a_call_written_as_the_prompt_shows(
     assert [(call.function.name, call.function.arguments) for call in calls] == [
         ("get_weather", '{"city": "Paris"}')
     ]
+
+
+# --- Byzer-LLM's compatibility surface, over the shipped model ------------------------------
+
+
+def test_seed_function_calling_no_tool_branch_runs_on_the_shipped_model(
+    chat_backend: TransformersBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from byzer_agents import LLM
+    from tests.test_llm_compat import compute_date_range, compute_now
+
+    llm = LLM.from_backend(chat_backend, model="chat")
+    # From Byzer-LLM's README, as written:
+    t = llm.chat_oai(
+        [{"content": """你吃饭了么？""", "role": "user"}],
+        tools=[compute_date_range, compute_now],
+        execute_tool=True,
+    )
+
+    if t[0].values:
+        print(t[0].values[0])
+    else:
+        print(t[0].response.output)
+    # ----
+    printed = capsys.readouterr().out
+    assert printed.strip()
+    if not t[0].values:
+        assert t[0].response is not None and printed == t[0].response.output + "\n"
+
+
+def test_setup_template_and_max_model_length_hold_for_llm_calls(
+    chat_backend: TransformersBackend,
+) -> None:
+    from byzer_agents import LLM
+
+    llm = LLM.from_backend(chat_backend, model="chat")
+    llm.setup_template("chat", "default").setup_max_model_length("chat", 40)
+    (answer,) = llm.chat_oai("Name a colour.", llm_config={"max_length": 8, "temperature": 0})
+    assert answer.output.strip() and "\nUser:" not in answer.output
+    with pytest.raises(ModelCallError, match="holds 'chat' to 40 tokens") as refused:
+        llm.chat_oai("word " * 50)
+    assert "no room for an answer" in str(refused.value)

@@ -347,6 +347,22 @@ class OpenAIBackend:
         }
 
     def _create_kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        # The endpoint renders and counts its own prompts: a template or a context length set
+        # for a local model would silently do nothing here, so say so instead.
+        if request.chat_template is not None:
+            raise ValueError(
+                f"{self.name!r} is an OpenAI-compatible endpoint, which renders prompts with its "
+                f"own chat template; setup_template({self.name!r}, "
+                f"{request.chat_template.name!r}) applies to local deployments only: "
+                f"use setup_template({self.name!r}, 'auto')"
+            )
+        if request.max_model_len is not None:
+            raise ValueError(
+                f"{self.name!r} is an OpenAI-compatible endpoint, which holds requests to its own "
+                f"context length; setup_max_model_length({self.name!r}, "
+                f"{request.max_model_len}) applies to local deployments only (which count the "
+                "prompt's tokens): drop the call, and bound answers with max_tokens"
+            )
         kwargs = request.openai_kwargs()
         # A request naming this backend (a deployment's udf_name) means the endpoint's model.
         named = request.model not in (None, self.name)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import inspect
 import logging
 import queue
 import threading
@@ -36,7 +35,7 @@ from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -50,6 +49,7 @@ from transformers.generation import (
 from byzer_agents.chat.protocol import Capabilities
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
+from byzer_agents.llm_runtime.context_length import new_token_budget
 from byzer_agents.llm_runtime.peft_adapter import (
     AdapterSource,
     adapter_base,
@@ -70,6 +70,9 @@ from byzer_agents.types import (
     make_tool_call,
     make_tool_call_chunk,
 )
+
+if TYPE_CHECKING:  # constrained.py needs xgrammar, which is optional: imported where it is used
+    from byzer_agents.llm_runtime.constrained import Constraint, GrammarLogitsProcessor
 
 __all__ = ["DEFAULT_MAX_TOKENS", "TransformersBackend"]
 
@@ -117,7 +120,9 @@ class _Job:
     stop: tuple[str, ...]
     sampling: _Sampling
     seed: int | None = None
-    logits_processor: Any = None
+    end_ids: frozenset[int] = frozenset()
+    """Token ids that end this answer besides the model's own (a caller's chat template's)."""
+    logits_processor: GrammarLogitsProcessor | None = None
     tokens: queue.Queue[list[int] | None] | None = None
     """Set for a stream: each new token goes here as it is made, then None."""
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -147,18 +152,20 @@ class _Prepared:
     stop: tuple[str, ...]
     sampling: _Sampling
     seed: int | None
-    constraint: Any
-    """A ``constrained.Constraint`` or None."""
+    constraint: Constraint | None
     offers_tools: bool
+    end_ids: frozenset[int] = frozenset()
 
     def job(self, *, streamed: bool = False) -> _Job:
+        constraint = self.constraint
         return _Job(
             prompt_ids=self.prompt_ids,
             max_new_tokens=self.max_new_tokens,
             stop=self.stop,
             sampling=self.sampling,
             seed=self.seed,
-            logits_processor=getattr(self.constraint, "logits_processor", None),
+            end_ids=self.end_ids,
+            logits_processor=None if constraint is None else constraint.logits_processor,
             tokens=queue.Queue() if streamed else None,
         )
 
@@ -233,13 +240,19 @@ class TransformersBackend:
         self.chat_template = (
             Templates.from_tokenizer(self._tokenizer) or chat_template or Templates.chatml()
         )
-        self._eos_ids, self._template_stops = self._end_markers()
+        self._eos_ids, self._template_stops = self._end_markers(self.chat_template)
         pad_id = self._tokenizer.pad_token_id
         self._pad_id = int(pad_id if pad_id is not None else min(self._eos_ids))
+        grammars = True
+        try:  # xgrammar is optional: the Makefile installs it, the package's extras do not
+            importlib.import_module("byzer_agents.llm_runtime.constrained")
+        except ImportError as exc:
+            logger.warning("constrained decoding is off: %s", exc)
+            grammars = False
         self._capabilities = Capabilities(
             native_tools=True,
             json_schema_output=True,
-            constrained_decoding=_constraints_available(),
+            constrained_decoding=grammars,
             streaming=True,
             embeddings=False,
         )
@@ -282,8 +295,9 @@ class TransformersBackend:
         model.eval()
         return model
 
-    def _end_markers(self) -> tuple[frozenset[int], tuple[str, ...]]:
-        """The token ids that end an answer, and the template's stop strings that are no token."""
+    def _end_markers(self, template: ChatTemplate) -> tuple[frozenset[int], tuple[str, ...]]:
+        """The token ids that end an answer, and ``template``'s stop strings that are no
+        token."""
         ids: set[int] = set()
         configured = self._model.generation_config.eos_token_id
         for value in configured if isinstance(configured, list) else [configured]:
@@ -293,7 +307,7 @@ class TransformersBackend:
             ids.add(int(self._tokenizer.eos_token_id))
         texts: list[str] = []
         vocabulary = self._tokenizer.get_vocab()
-        for stop in self.chat_template.stop:
+        for stop in template.stop:
             if stop in vocabulary:
                 ids.add(int(vocabulary[stop]))
             else:
@@ -301,7 +315,7 @@ class TransformersBackend:
         if not ids:
             raise ValueError(
                 f"the tokenizer of {self.model_name!r} names no end-of-sequence token and the chat "
-                f"template {self.chat_template.name!r} no stop token; generation could not end"
+                f"template {template.name!r} no stop token; generation could not end"
             )
         return frozenset(ids), tuple(texts)
 
@@ -371,7 +385,7 @@ class TransformersBackend:
                 if tool_calls and finish == "stop":
                     finish = "tool_calls"
             else:
-                prefix = getattr(prepared.constraint, "prefix", "") or ""
+                prefix = prepared.constraint.prefix if prepared.constraint is not None else ""
                 if prefix:
                     yield self._chunk(completion_id, content=prefix)
                 emitted = ""
@@ -426,8 +440,9 @@ class TransformersBackend:
     # -- requests -----------------------------------------------------------------------------
 
     def render_prompt(self, request: ChatRequest) -> str:
-        """The prompt text the model reads for ``request`` (without a grammar's prefix)."""
-        return render_chat_prompt(self.chat_template, request)
+        """The prompt text the model reads for ``request`` (without a grammar's prefix), in the
+        request's own chat template when it names one (``LLM.setup_template``)."""
+        return render_chat_prompt(request.chat_template or self.chat_template, request)
 
     def count_tokens(self, text: str) -> int:
         """How many tokens ``text`` is to this model (no special tokens added)."""
@@ -441,6 +456,9 @@ class TransformersBackend:
         with self._tokenizer_lock:
             return str(self._tokenizer.decode(list(token_ids), skip_special_tokens=True))
 
+    def _ends(self, job: _Job, token_id: int) -> bool:
+        return token_id in self._eos_ids or token_id in job.end_ids
+
     def _prepare(self, request: ChatRequest) -> _Prepared:
         sampling, stop = _sampling(request), _stops(request)
         if request.n != 1:
@@ -449,53 +467,57 @@ class TransformersBackend:
                 "send n=1 (several requests run batched)"
             )
         prompt = self.render_prompt(request)
+        end_ids, template_stops = frozenset[int](), self._template_stops
+        if request.chat_template is not None:
+            all_ids, template_stops = self._end_markers(request.chat_template)
+            end_ids = all_ids - self._eos_ids
         prompt_ids = self._encode(prompt)
         max_new_tokens = self._max_new_tokens(request, len(prompt_ids))
         constraint = self._constraint(request, max_new_tokens)
-        prefix = getattr(constraint, "prefix", "") or ""
+        prefix = constraint.prefix if constraint is not None else ""
         if prefix:
             prompt_ids = self._encode(prompt + prefix)
             max_new_tokens = self._max_new_tokens(request, len(prompt_ids))
         return _Prepared(
             prompt_ids=prompt_ids,
             max_new_tokens=max_new_tokens,
-            stop=tuple(dict.fromkeys((*stop, *self._template_stops))),
+            stop=tuple(dict.fromkeys((*stop, *template_stops))),
             sampling=sampling,
             seed=request.seed,
             constraint=constraint,
             offers_tools=offers_tools(request),
+            end_ids=end_ids,
         )
 
     def _max_new_tokens(self, request: ChatRequest, prompt_tokens: int) -> int:
-        room = self.max_model_len - prompt_tokens
-        if room < 1:
-            raise ValueError(
-                f"the prompt is {prompt_tokens} tokens, and {self.model_name!r} takes at most "
-                f"max_model_len={self.max_model_len} tokens in all; shorten the messages"
-            )
-        return min(request.max_tokens or DEFAULT_MAX_TOKENS, room)
+        return new_token_budget(
+            request,
+            prompt_tokens=prompt_tokens,
+            model_name=self.model_name,
+            model_len=self.max_model_len,
+            default=DEFAULT_MAX_TOKENS,
+        )
 
-    def _constraint(self, request: ChatRequest, max_new_tokens: int) -> Any:
+    def _constraint(self, request: ChatRequest, max_new_tokens: int) -> Constraint | None:
         """The grammar for ``request``; None without one, or when the request turns it off with
         ``llm_config={"constrained_decoding": False}`` (the model then writes freely)."""
         if not self._capabilities.constrained_decoding or not wants_constraint(request):
             return None
-        from byzer_agents.llm_runtime import constrained
+        from byzer_agents.llm_runtime.constrained import build_constraint
 
-        build = constrained.build_constraint
-        options: dict[str, Any] = {"max_new_tokens": max_new_tokens}
-        accepted = inspect.signature(build).parameters
-        if "vocab_size" in accepted:  # the logits' width, when the embeddings are padded
-            options["vocab_size"] = int(self._model.config.vocab_size)
-        if "stop_token_ids" in accepted:
-            options["stop_token_ids"] = sorted(self._eos_ids)
-        return build(request, self._tokenizer, **options)
+        return build_constraint(
+            request,
+            self._tokenizer,
+            max_new_tokens=max_new_tokens,
+            vocab_size=int(self._model.config.vocab_size),  # the logits' width (padded embeddings)
+            stop_token_ids=sorted(self._eos_ids),
+        )
 
     def _message(self, prepared: _Prepared, generated: _Generated) -> tuple[str | None, list[Any]]:
         """The answer's content and tool calls."""
         constraint = prepared.constraint
         if constraint is not None:
-            text = (getattr(constraint, "prefix", "") or "") + generated.text
+            text = constraint.prefix + generated.text
             problem = constraint.check(text)
             if problem is not None:
                 # Left for the chat loop to see and feed back, as an unconstrained answer would be.
@@ -509,8 +531,8 @@ class TransformersBackend:
                 # (a fenced JSON block) takes the free-text branch; read the call from the text.
                 return None, written
             return content, [make_tool_call(name, arguments) for name, arguments in calls]
-        if prepared.offers_tools and (calls := tool_calls_in_text(generated.text)):
-            return None, calls
+        if prepared.offers_tools and (written := tool_calls_in_text(generated.text)):
+            return None, written
         return generated.text, []
 
     def _usage(self, prepared: _Prepared, generated: _Generated) -> CompletionUsage:
@@ -529,7 +551,7 @@ class TransformersBackend:
             if new is None:
                 return
             token_ids.extend(new)
-            text = self._decode([t for t in token_ids if t not in self._eos_ids])
+            text = self._decode([t for t in token_ids if not self._ends(job, t)])
             cut = _cut_at_stop(text, job.stop)
             if cut is not None:
                 yield cut
@@ -599,7 +621,7 @@ class TransformersBackend:
             new_tokens = output[row, width:].tolist()
             end, reason = row_stops.ended[row] or (len(new_tokens), "length")
             kept = new_tokens[:end]
-            text = self._decode([t for t in kept if t not in self._eos_ids])
+            text = self._decode([t for t in kept if not self._ends(job, t)])
             cut = _cut_at_stop(text, job.stop)
             results.append(
                 _Generated(
@@ -736,11 +758,12 @@ class _DynamicBatcher:
 
 
 def _groups(jobs: list[_Job]) -> Iterator[list[_Job]]:
-    """Batchable jobs grouped by sampling settings (first-come order kept); the rest alone."""
-    groups: dict[_Sampling, list[_Job]] = {}
+    """Batchable jobs grouped by sampling settings and end tokens (first-come order kept); the
+    rest alone."""
+    groups: dict[tuple[_Sampling, frozenset[int]], list[_Job]] = {}
     for job in jobs:
         if job.batchable:
-            groups.setdefault(job.sampling, []).append(job)
+            groups.setdefault((job.sampling, job.end_ids), []).append(job)
         else:
             yield [job]
     yield from groups.values()
@@ -779,7 +802,8 @@ class _RowStops(StoppingCriteria):
     def _end(
         self, row: int, job: _Job, new_tokens: torch.Tensor, produced: int
     ) -> tuple[int, Literal["stop", "length"]] | None:
-        if job.stopped or int(new_tokens[-1]) in self._eos_ids:
+        last = int(new_tokens[-1])
+        if job.stopped or last in self._eos_ids or last in job.end_ids:
             return produced, "stop"
         if job.stop:
             tail = self._decode(new_tokens[-self._windows[row] :].tolist())
@@ -875,20 +899,6 @@ def _model_len(config: Any, tokenizer: Any) -> int:
         if isinstance(value, int) and 0 < value < 10_000_000:
             return value
     return 2048
-
-
-def _constraints_available() -> bool:
-    """xgrammar imports and ``constrained.build_constraint`` exists."""
-    if importlib.util.find_spec("byzer_agents.llm_runtime.constrained") is None:
-        return False
-    try:
-        import xgrammar  # noqa: F401
-
-        from byzer_agents.llm_runtime import constrained
-    except ImportError as exc:
-        logger.warning("constrained decoding is off: %s", exc)
-        return False
-    return callable(getattr(constrained, "build_constraint", None))
 
 
 def _sampling(request: ChatRequest) -> _Sampling:

@@ -36,6 +36,7 @@ from openai.types.completion_usage import CompletionUsage
 from byzer_agents.chat.protocol import Capabilities
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
+from byzer_agents.llm_runtime.context_length import new_token_budget
 from byzer_agents.llm_runtime.structured_output import (
     OutputSpec,
     output_spec,
@@ -101,7 +102,7 @@ class VLLMBackend:
         self.chat_template = (
             Templates.from_tokenizer(self._tokenizer) or chat_template or Templates.chatml()
         )
-        self._stop_token_ids, self._stop_texts = self._end_markers()
+        self._stop_token_ids, self._stop_texts = self._end_markers(self.chat_template)
 
         options: dict[str, Any] = {
             "model": str(self.checkpoint),
@@ -286,18 +287,25 @@ class VLLMBackend:
         stops = list(request.stop or [])
         if any(not stop for stop in stops):
             raise ValueError(f"stop strings must not be empty; got {stops!r}")
-        prompt_ids = list(
-            self._tokenizer(
-                render_chat_prompt(self.chat_template, request), add_special_tokens=False
-            )["input_ids"]
+        # A template the caller set (LLM.setup_template) replaces the model's, stops included.
+        template = request.chat_template or self.chat_template
+        stop_token_ids, stop_texts = (
+            (self._stop_token_ids, self._stop_texts)
+            if request.chat_template is None
+            else self._end_markers(request.chat_template)
         )
-        room = self.max_model_len - len(prompt_ids)
-        if room < 1:
-            raise ValueError(
-                f"the prompt is {len(prompt_ids)} tokens, and {self.model_name!r} takes at most "
-                f"max_model_len={self.max_model_len} tokens in all; shorten the messages"
-            )
-        max_tokens = min(request.max_tokens or DEFAULT_MAX_TOKENS, room)
+        prompt_ids = list(
+            self._tokenizer(render_chat_prompt(template, request), add_special_tokens=False)[
+                "input_ids"
+            ]
+        )
+        max_tokens = new_token_budget(
+            request,
+            prompt_tokens=len(prompt_ids),
+            model_name=self.model_name,
+            model_len=self.max_model_len,
+            default=DEFAULT_MAX_TOKENS,
+        )
         spec = None
         if wants_constraint(request):
             spec = output_spec(request, max_new_tokens=max_tokens)
@@ -306,8 +314,8 @@ class VLLMBackend:
             top_p=float(request.top_p or 1.0),
             max_tokens=max_tokens,
             seed=request.seed,
-            stop=list(dict.fromkeys([*stops, *self._stop_texts])) or None,
-            stop_token_ids=list(self._stop_token_ids),
+            stop=list(dict.fromkeys([*stops, *stop_texts])) or None,
+            stop_token_ids=list(stop_token_ids),
             **_structured(spec),
         )
         return prompt_ids, params, spec
@@ -330,14 +338,14 @@ class VLLMBackend:
             return None, calls
         return text, []
 
-    def _end_markers(self) -> tuple[tuple[int, ...], tuple[str, ...]]:
-        """The token ids that end an answer, and the template's stop strings that are no token."""
+    def _end_markers(self, template: ChatTemplate) -> tuple[tuple[int, ...], tuple[str, ...]]:
+        """The token ids that end an answer, and ``template``'s stop strings that are no token."""
         ids: set[int] = set()
         if self._tokenizer.eos_token_id is not None:
             ids.add(int(self._tokenizer.eos_token_id))
         vocabulary = self._tokenizer.get_vocab()
         texts = []
-        for stop in self.chat_template.stop:
+        for stop in template.stop:
             if stop in vocabulary:
                 ids.add(int(vocabulary[stop]))
             else:
