@@ -220,12 +220,12 @@ class RayDeployment:
         import ray
 
         with _as_the_worker_raised():
-            answer = ray.get(self._pick().chat.remote(request.model_dump(mode="json")))
+            answer = ray.get(self._pick().chat.remote(_on_the_wire(request)))
         return ChatCompletion.model_validate(answer)
 
     async def achat(self, request: ChatRequest) -> ChatCompletion:
         with _as_the_worker_raised():
-            answer = await self._pick().chat.remote(request.model_dump(mode="json"))
+            answer = await self._pick().chat.remote(_on_the_wire(request))
         return ChatCompletion.model_validate(answer)
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
@@ -233,7 +233,7 @@ class RayDeployment:
         ``close()`` returns once the worker has stopped."""
         import ray
 
-        chunks = self._pick().stream.remote(request.model_dump(mode="json"))
+        chunks = self._pick().stream.remote(_on_the_wire(request))
         ended = False
         try:
             with _as_the_worker_raised():
@@ -248,7 +248,7 @@ class RayDeployment:
     async def astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """As ``stream``; closed or cancelled before its end, it cancels the worker's generation
         and waits until the worker has stopped."""
-        chunks = self._pick().stream.remote(request.model_dump(mode="json"))
+        chunks = self._pick().stream.remote(_on_the_wire(request))
         ended = False
         try:
             with _as_the_worker_raised():
@@ -317,3 +317,10 @@ class _Progress:
     def __exit__(self, *_: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _on_the_wire(request: ChatRequest) -> dict[str, Any]:
+    """``request`` as the worker receives it. Every optional field defaults to None, so leaving
+    the None ones out loses nothing, and a worker deployed by an earlier version (detached, it
+    outlives upgrades) still reads any request that uses none of the fields added since."""
+    return request.model_dump(mode="json", exclude_none=True)

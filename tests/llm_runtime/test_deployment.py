@@ -145,3 +145,25 @@ def test_asking_for_more_cpus_than_are_free_fails_at_once(llm: LLM, endpoint: Se
     with pytest.raises(RuntimeError, match=r"needs 64 CPU .* only [\d.]+ are free"):
         llm.deploy("unused", "saas/openai", "echo", saas_params(endpoint))
     assert not llm.is_model_exist("echo")
+
+
+def test_a_worker_of_an_earlier_version_reads_requests_that_use_no_newer_field() -> None:
+    from pydantic import ConfigDict, create_model
+
+    from byzer_agents.llm_runtime.deployment import _on_the_wire
+    from byzer_agents.types import ChatRequest
+
+    newer = {"chat_template", "max_model_len"}  # fields added after workers were deployed
+    earlier = create_model(  # type: ignore[call-overload]
+        "EarlierChatRequest",
+        __config__=ConfigDict(extra="forbid"),
+        **{
+            name: (field.annotation, field)
+            for name, field in ChatRequest.model_fields.items()
+            if name not in newer
+        },
+    )
+    request = ChatRequest(messages=[{"role": "user", "content": "hi"}], max_tokens=8)
+    assert earlier.model_validate(_on_the_wire(request)).max_tokens == 8
+    with_template = request.model_copy(update={"max_model_len": 64})
+    assert _on_the_wire(with_template)["max_model_len"] == 64  # a set field still travels
