@@ -28,7 +28,7 @@ sys.path.insert(0, str(_REPO_ROOT))  # run as a script from a checkout, without 
 
 from results_file import library_versions, write_section  # noqa: E402
 
-from byzer_agents.chat.parsing import parse_tool_calls  # noqa: E402
+from byzer_agents.core.parsing import parse_tool_calls  # noqa: E402
 from byzer_agents.evals import EvalReport, read_records  # noqa: E402
 
 SECTION_HEADING = "## BFCL function calling on the shipped model (bench_bfcl.py)"

@@ -49,12 +49,12 @@ sys.path.insert(0, str(_REPO_ROOT))  # run as a script from a checkout, without 
 
 from results_file import RESULTS_PATH, library_versions, write_section  # noqa: E402
 
-from byzer_agents.chat.parsing import (  # noqa: E402
+from byzer_agents.chat.streaming import PartialAnswers, partial_value  # noqa: E402
+from byzer_agents.core.parsing import (  # noqa: E402
     extract_json,
     parse_partial_json,
     parse_tool_calls,
 )
-from byzer_agents.chat.streaming import PartialAnswers, partial_value  # noqa: E402
 from byzer_agents.tools.builtin import python_eval  # noqa: E402
 
 SECTION_HEADING = "## Hostile model output: bounded reading (bench_hostile_output.py)"

@@ -44,7 +44,7 @@ sys.path.insert(0, str(_REPO_ROOT))  # run as a script from a checkout, without 
 
 from results_file import RESULTS_PATH, library_versions, write_section  # noqa: E402
 
-from byzer_agents.chat.protocol import Capabilities  # noqa: E402
+from byzer_agents.core.protocol import Capabilities  # noqa: E402
 from byzer_agents.llm import LLM  # noqa: E402
 from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend  # noqa: E402
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend  # noqa: E402

@@ -13,6 +13,8 @@ __all__ = [
     "ByzerAgentsError",
     "CallAttempt",
     "ClusterConnectionError",
+    "ConfigurationError",
+    "ConfigurationTypeError",
     "ContextLengthError",
     "ExtractionError",
     "FinetuneDataError",
@@ -36,6 +38,8 @@ __all__ = [
     "TraceStoreError",
     "UnprotectedServerError",
     "UnsupportedSchemaError",
+    "UsageError",
+    "UserError",
 ]
 
 
@@ -65,11 +69,36 @@ def _rebuild_error(
     return error
 
 
-class ToolDefinitionError(ByzerAgentsError, TypeError):
+class UserError(ByzerAgentsError):
+    """byzer-agents was asked for something that cannot work: a setting, an argument, a call in a
+    state that does not allow it. The message names the value and what is allowed. Nothing about
+    the model or the network: fixing the call fixes it, and retrying unchanged never will.
+
+    Each concrete class is also the builtin error Python code expects (``ValueError`` for a bad
+    value, ``TypeError`` for a wrong kind of thing, ``RuntimeError`` for a wrong moment), so
+    ``except ValueError`` keeps working beside ``except ByzerAgentsError``."""
+
+
+class ConfigurationError(UserError, ValueError):
+    """A setting or argument with a value that is not allowed (an unknown backend, a negative
+    count, a model name no deployment answers to in a setting that needs one)."""
+
+
+class ConfigurationTypeError(UserError, TypeError):
+    """An argument of a kind that is not allowed (a string where a class is needed, a function
+    where a tool must be)."""
+
+
+class UsageError(UserError, RuntimeError):
+    """A call made when it cannot be served: before what it needs exists (a model not yet
+    deployed, an optional package not installed), or after the object was closed."""
+
+
+class ToolDefinitionError(UserError, TypeError):
     """A function or schema cannot become a tool (raised when the tool is defined, not called)."""
 
 
-class UnsupportedSchemaError(ByzerAgentsError, ValueError):
+class UnsupportedSchemaError(UserError, ValueError):
     """A JSON schema from outside (a ``response_format``, a tool's parameters) that is refused
     before anything walks it: nested too deep, too large to compile into a grammar, a ``$ref`` that
     is not local, does not resolve or loops, or, under ``strict``, a keyword constrained decoding
@@ -109,7 +138,7 @@ class ToolArgumentsError(ByzerAgentsError, ValueError):
         super().__init__(f"invalid arguments for tool {tool_name!r}: {details}")
 
 
-class FinetuneError(ByzerAgentsError, ValueError):
+class FinetuneError(UserError, ValueError):
     """A fine-tune job was asked for with settings that cannot work (named, with what would)."""
 
 
@@ -131,11 +160,11 @@ class FinetuneDataError(FinetuneError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
-class PromptTemplateError(ByzerAgentsError, ValueError):
+class PromptTemplateError(UserError, ValueError):
     """A prompt template failed to compile or to render (a syntax error, a missing variable)."""
 
 
-class ContextLengthError(ByzerAgentsError, ValueError):
+class ContextLengthError(UserError, ValueError):
     """A request does not fit the model's context length: its prompt, or its prompt and
     ``max_tokens``, are more tokens than the model (or ``setup_max_model_length``) allows."""
 
@@ -165,7 +194,7 @@ class NoJSONFoundError(ByzerAgentsError, ValueError):
 class JSONTooLargeError(NoJSONFoundError):
     """A model's answer held JSON too long or nested too deep to read; ``reason`` says which,
     with the limit. Read as no answer (the loop feeds it back to the model), never at a cost
-    beyond what writing the reply cost (``chat/parsing.py``)."""
+    beyond what writing the reply cost (``core/parsing.py``)."""
 
     def __init__(self, text: str, reason: str) -> None:
         self.text = text
@@ -202,7 +231,7 @@ class NoDefaultModelError(ModelNotFoundError):
         LookupError.__init__(self, f"no model was named and no default model is set; {fix}")
 
 
-class TraceStoreError(ByzerAgentsError, ValueError):
+class TraceStoreError(UserError, ValueError):
     """A trace database that cannot be used: not a SQLite file, another application's database,
     or one written by a newer byzer-agents. ``path`` names the file."""
 
@@ -211,7 +240,7 @@ class TraceStoreError(ByzerAgentsError, ValueError):
         super().__init__(f"trace database {path}: {message}")
 
 
-class UnprotectedServerError(ByzerAgentsError, ValueError):
+class UnprotectedServerError(UserError, ValueError):
     """The server was asked to listen beyond loopback with no API key, where anyone who can
     reach the address could call the models; ``host`` is the address asked for."""
 

@@ -26,11 +26,11 @@ from byzer_agents.chat.flows import (
     typed_answer_from_text,
     typed_flow,
 )
-from byzer_agents.chat.protocol import ChatBackend
 from byzer_agents.chat.requests import LLMRequest
 from byzer_agents.chat.results import EmbeddingResponse, LLMResponse
 from byzer_agents.chat.streaming import PartialAnswers, astream_text, stream_text
 from byzer_agents.chat.tracing import RunTracer
+from byzer_agents.core.protocol import ChatBackend
 from byzer_agents.exceptions import ModelNotFoundError, NoDefaultModelError
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.prompts import ChatTemplate, Templates

@@ -67,6 +67,13 @@ class ChatRequest(BaseModel):
     """The template a local backend renders this request's prompt with, instead of its own
     (``LLM.setup_template``). Endpoints that render their own prompts (OpenAI-compatible
     servers, SaaS) refuse a request that sets it."""
+    parallel_tool_calls: bool | None = None
+    """False: at most one tool call in the answer (OpenAI's field; local engines hold the model to
+    it). None: the endpoint's default, several allowed."""
+    constrained_decoding: bool | None = None
+    """False: a local engine lets the model write freely instead of holding it to the request's
+    schema (``llm_config={"constrained_decoding": False}``, for measuring the model alone). None or
+    True: constrained wherever the engine can. Endpoints ignore it."""
     max_model_len: int | None = Field(default=None, ge=1)
     """A context length the caller holds this request to (``LLM.setup_max_model_length``): a
     local backend refuses a prompt and ``max_tokens`` that exceed it (see
@@ -77,7 +84,7 @@ class ChatRequest(BaseModel):
         """The keyword arguments of ``client.chat.completions.create``, without unset ones."""
         return self.model_dump(
             exclude_none=True,
-            exclude={"extra", "chat_template", "max_model_len"},
+            exclude={"extra", "chat_template", "max_model_len", "constrained_decoding"},
             exclude_defaults=False,
         )
 

@@ -23,7 +23,7 @@ from typing import Annotated, Literal
 from _model import deployed
 
 from byzer_agents import LLM, ScriptedBackend, tool
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.types import ChatRequest
 
 MODEL = "cookbook-tuned"

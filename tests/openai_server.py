@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from byzer_agents.chat.protocol import ChatBackend
+from byzer_agents.core.protocol import ChatBackend
 from byzer_agents.types import ChatCompletionChunk, ChatRequest
 
 __all__ = ["ReceivedRequest", "ServerURL", "serve_backend"]

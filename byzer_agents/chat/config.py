@@ -33,6 +33,9 @@ class GenerationConfig(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     stop: list[str] | None = None
     seed: int | None = None
+    constrained_decoding: bool | None = None
+    """``"true"`` / ``"false"`` from SQL or a shell are read as booleans here, once."""
+    parallel_tool_calls: bool | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod

@@ -8,9 +8,9 @@ from typing import Any
 
 from byzer_agents.chat.execution import arun_tools, run_tools
 from byzer_agents.chat.flows import Flow, ModelCall, ModelReply, RunTools
-from byzer_agents.chat.protocol import ChatBackend, achat
 from byzer_agents.chat.results import LLMResponse
 from byzer_agents.chat.tracing import RunTracer
+from byzer_agents.core.protocol import ChatBackend, achat
 from byzer_agents.exceptions import ModelCallError
 from byzer_agents.types import ChatCompletion
 

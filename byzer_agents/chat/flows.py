@@ -23,15 +23,15 @@ from pydantic import ValidationError
 
 from byzer_agents.chat.config import GenerationConfig
 from byzer_agents.chat.execution import ToolOutcomes
-from byzer_agents.chat.parsing import (
+from byzer_agents.chat.results import LLMCompletion, LLMResponse, ToolCall, ToolResult
+from byzer_agents.chat.tracing import RunTracer
+from byzer_agents.core.parsing import (
     NoJSONFoundError,
     ParsedToolCall,
     extract_json,
     parse_tool_calls,
 )
-from byzer_agents.chat.protocol import Capabilities
-from byzer_agents.chat.results import LLMCompletion, LLMResponse, ToolCall, ToolResult
-from byzer_agents.chat.tracing import RunTracer
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.exceptions import (
     Attempt,
     ExtractionError,

@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from byzer_agents.chat.parsing import MAX_SEARCH_CHARS, parse_partial_json
-from byzer_agents.chat.protocol import ChatBackend, astream
+from byzer_agents.core.parsing import MAX_SEARCH_CHARS, parse_partial_json
+from byzer_agents.core.protocol import ChatBackend, astream
 from byzer_agents.exceptions import ModelStreamTooLongError
 from byzer_agents.prompts.schema import type_adapter
 from byzer_agents.types import ChatCompletionChunk, ChatRequest

@@ -1,7 +1,7 @@
 """``RunTracer``: numbers the steps of one chat call and writes each to the TraceStore (or
 nowhere, when tracing is off), so the loop records without knowing whether anyone listens.
 
-A model call that took more than one request (retries, fallbacks: ``chat/call_attempts.py``) is
+A model call that took more than one request (retries, fallbacks: ``core/call_attempts.py``) is
 recorded as one event per request, all in the call's step: each failed request as an ``error``
 event naming the deployment it went to, then the answer as the loop judged it, under the
 deployment that gave it.
@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from byzer_agents.chat.call_attempts import take_call_attempts
+from byzer_agents.core.call_attempts import take_call_attempts
 from byzer_agents.exceptions import CallAttempt
 from byzer_agents.types import ChatCompletion, ChatRequest
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal
 
-from byzer_agents.chat.parsing import ParsedToolCall, parse_tool_calls
+from byzer_agents.core.parsing import ParsedToolCall, parse_tool_calls
 from byzer_agents.evals.checker import check_calls
 from byzer_agents.evals.dataset import BfclCase
 from byzer_agents.evals.results import CaseRecord, EvalReport

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.exceptions import ByzerAgentsError
 from byzer_agents.llm_runtime.cluster import NAMESPACE, connect
 from byzer_agents.llm_runtime.deploy_config import DeploymentSpec

@@ -26,7 +26,7 @@ are failing. Rules:
   ``ModelCoolingDownError`` saying when the first is back;
 - fallbacks are one level deep: a fallback's own fallbacks are not followed.
 
-The answer carries every request made for it (``chat/call_attempts.py``), so the trace shows the
+The answer carries every request made for it (``core/call_attempts.py``), so the trace shows the
 failed ones and which deployment answered.
 """
 
@@ -39,8 +39,8 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from byzer_agents.chat.call_attempts import attach_call_attempts, take_call_attempts
-from byzer_agents.chat.protocol import Capabilities, ChatBackend, achat, astream
+from byzer_agents.core.call_attempts import attach_call_attempts, take_call_attempts
+from byzer_agents.core.protocol import Capabilities, ChatBackend, achat, astream
 from byzer_agents.exceptions import CallAttempt, ModelCallError, ModelCoolingDownError
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
 

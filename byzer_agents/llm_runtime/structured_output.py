@@ -20,7 +20,7 @@ import jsonschema
 import jsonschema.exceptions
 from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from byzer_agents.chat.parsing import parse_tool_calls
+from byzer_agents.core.parsing import parse_tool_calls
 from byzer_agents.tools import Tool, ToolChoice, ToolSet
 from byzer_agents.tools.schema_bounds import check_depth, check_refs, check_size
 from byzer_agents.types import ChatRequest, make_tool_call
@@ -45,15 +45,9 @@ _LITERAL_PREFIXES = ("t", "tr", "tru", "f", "fa", "fal", "fals", "n", "nu", "nul
 
 
 def wants_constraint(request: ChatRequest) -> bool:
-    """Whether a request lets the engine constrain it: ``request.extra["constrained_decoding"]``
-    (``llm_config={"constrained_decoding": False}``), true when absent; a bool, or "true" / "false"
-    as settings from SQL or a shell arrive."""
-    value = request.extra.get("constrained_decoding", True)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if not isinstance(value, bool):
-        raise ValueError(f"llm_config constrained_decoding must be true or false; got {value!r}")
-    return value
+    """Whether a request lets the engine constrain it (``llm_config={"constrained_decoding":
+    False}`` turns it off; unset means yes)."""
+    return request.constrained_decoding is not False
 
 
 def output_spec(request: ChatRequest, *, max_new_tokens: int) -> OutputSpec | None:
@@ -80,7 +74,7 @@ def output_spec(request: ChatRequest, *, max_new_tokens: int) -> OutputSpec | No
         answer_schema=answer,
         tools=tools,
         allows_text=bool(tools) and choice.mode == "auto" and answer is None,
-        single_call=request.extra.get("parallel_tool_calls") is False,
+        single_call=request.parallel_tool_calls is False,
         max_new_tokens=max_new_tokens,
     )
 
@@ -205,7 +199,7 @@ class OutputSpec:
 
 def tool_calls_in_text(text: str) -> list[ChatCompletionMessageFunctionToolCall]:
     """The tool calls a model wrote freely in ``text`` (no constraint held it), in any of the
-    shapes ``chat.parsing`` reads; empty when there are none."""
+    shapes ``core.parsing`` reads; empty when there are none."""
     return [
         make_tool_call(
             call.name,

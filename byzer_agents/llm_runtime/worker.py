@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from byzer_agents.chat.protocol import ChatBackend
+from byzer_agents.core.protocol import ChatBackend
 from byzer_agents.llm_runtime.deploy_config import DeploymentSpec
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.types import ChatRequest

@@ -33,8 +33,8 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from byzer_agents.chat.call_attempts import take_call_attempts
-from byzer_agents.chat.protocol import ChatBackend, achat
+from byzer_agents.core.call_attempts import take_call_attempts
+from byzer_agents.core.protocol import ChatBackend, achat
 from byzer_agents.exceptions import (
     ExtractionError,
     ModelCallError,

@@ -127,16 +127,13 @@ class ChatCompletionsBody(_Sampling):
         return self
 
     def chat_request(self, model: str) -> ChatRequest:
-        extra = {}
-        if self.parallel_tool_calls is not None:
-            extra["parallel_tool_calls"] = self.parallel_tool_calls
         return ChatRequest(
             model=model,
             messages=[_plain(message) for message in self.messages],
             tools=self.tools or None,
             tool_choice=self.tool_choice,
             response_format=self.response_format,
-            extra=extra,
+            parallel_tool_calls=self.parallel_tool_calls,
             **self.sampling_fields(),
         )
 

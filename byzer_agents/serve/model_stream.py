@@ -19,7 +19,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
+from byzer_agents.core.protocol import AsyncChatBackend, ChatBackend
 from byzer_agents.types import ChatCompletionChunk, ChatRequest
 
 __all__ = ["EventStreamResponse", "ModelStream"]

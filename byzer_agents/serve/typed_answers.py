@@ -19,8 +19,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from byzer_agents.chat.call_attempts import take_call_attempts
-from byzer_agents.chat.protocol import ChatBackend, achat
+from byzer_agents.core.call_attempts import take_call_attempts
+from byzer_agents.core.protocol import ChatBackend, achat
 from byzer_agents.exceptions import (
     Attempt,
     ExtractionError,

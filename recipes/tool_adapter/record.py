@@ -24,7 +24,7 @@ from typing import Any
 from rich.progress import track
 
 from byzer_agents import LLM
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
 from byzer_agents.tools import Tool
 from recipes.tool_adapter.apps import (

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from byzer_agents import LLM
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.backends.scripted import Reply, ScriptedBackend
 from byzer_agents.traces import TraceStore
 

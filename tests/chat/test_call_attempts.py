@@ -3,12 +3,12 @@ records one event per request: a retried or fallen-back call leaves every attemp
 
 from __future__ import annotations
 
-from byzer_agents.chat.call_attempts import (
+from byzer_agents.chat.tracing import RunTracer
+from byzer_agents.core.call_attempts import (
     CALL_ATTEMPTS_FIELD,
     attach_call_attempts,
     take_call_attempts,
 )
-from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.exceptions import CallAttempt
 from byzer_agents.traces import TraceStore
 from byzer_agents.types import ChatCompletion, ChatRequest, make_completion

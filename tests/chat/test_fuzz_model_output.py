@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from byzer_agents import LLM
-from byzer_agents.chat.parsing import extract_json, parse_partial_json, parse_tool_calls
 from byzer_agents.chat.results import LLMResponse
+from byzer_agents.core.parsing import extract_json, parse_partial_json, parse_tool_calls
 from byzer_agents.exceptions import ByzerAgentsError, NoJSONFoundError
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
 from byzer_agents.tools import tool

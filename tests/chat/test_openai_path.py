@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from byzer_agents import LLM, ModelCallError, tool
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
 from tests.openai_server import serve_backend
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from byzer_agents import LLM
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.evals import (
     SHIPPED_CATEGORIES,
     BfclCase,
@@ -87,7 +87,7 @@ def test_each_case_offers_its_functions_under_api_names_with_auto_choice_and_no_
     assert [tool["function"]["name"] for tool in request.tools or []] == ["calculate_triangle_area"]
     assert request.messages == case.messages
     assert (request.temperature, request.max_tokens) == (0, 64)
-    assert "constrained_decoding" not in request.extra
+    assert request.constrained_decoding is None
     assert report.constrained_decoding is True
 
 
@@ -95,7 +95,7 @@ def test_unconstrained_runs_ask_the_backend_to_drop_its_grammar() -> None:
     (case,) = load_cases("simple_python", limit=1)
     backend = ScriptedBackend(["no"], capabilities=NATIVE)
     report = run_bfcl(LLM.from_backend(backend), [case], constrained_decoding=False)
-    assert backend.requests[0].extra == {"constrained_decoding": False}
+    assert backend.requests[0].constrained_decoding is False
     assert report.constrained_decoding is False
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from byzer_agents import LLM, ToolCallError, tool
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.exceptions import FinetuneDataError
 from byzer_agents.finetune.sources import read_jsonl_examples
 from byzer_agents.finetune.traces_data import dataset_from_traces, examples_from_traces

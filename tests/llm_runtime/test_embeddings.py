@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from byzer_agents.chat.protocol import ChatBackend
+from byzer_agents.core.protocol import ChatBackend
 from byzer_agents.llm_runtime.backends.embeddings import EmbeddingBackend
 from byzer_agents.types import ChatRequest
 

@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from byzer_agents import LLM
-from byzer_agents.chat.protocol import AsyncChatBackend, ChatBackend
+from byzer_agents.core.protocol import AsyncChatBackend, ChatBackend
 from byzer_agents.exceptions import ModelCallError
 from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from byzer_agents import LLM
-from byzer_agents.chat.call_attempts import take_call_attempts
-from byzer_agents.chat.protocol import ChatBackend
+from byzer_agents.core.call_attempts import take_call_attempts
+from byzer_agents.core.protocol import ChatBackend
 from byzer_agents.exceptions import CallAttempt, ModelCallError, ModelCoolingDownError
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
 from byzer_agents.llm_runtime.routing import (

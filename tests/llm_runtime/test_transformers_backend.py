@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from byzer_agents.chat.protocol import ChatBackend
+from byzer_agents.core.protocol import ChatBackend
 from byzer_agents.exceptions import ContextLengthError, ModelCallError
 from byzer_agents.llm_runtime.backends.transformers_backend import TransformersBackend
 from byzer_agents.llm_runtime.models import default_chat_model

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from byzer_agents import LLM, ScriptedBackend
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.serve import BackgroundServer
 from tests.serve.test_server_edges import http
 

@@ -232,7 +232,7 @@ def test_the_key_never_reaches_the_log(
 
 
 def test_how_an_answer_was_retried_stays_off_the_wire() -> None:
-    from byzer_agents.chat.call_attempts import CALL_ATTEMPTS_FIELD, attach_call_attempts
+    from byzer_agents.core.call_attempts import CALL_ATTEMPTS_FIELD, attach_call_attempts
     from byzer_agents.exceptions import CallAttempt
     from byzer_agents.types import make_completion
 

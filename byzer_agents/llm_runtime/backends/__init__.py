@@ -1,1 +1,1 @@
-"""Backends: each answers the one protocol of ``byzer_agents.chat.protocol`` for a kind of model."""
+"""Backends: each answers the one protocol of ``byzer_agents.core.protocol`` for a kind of model."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.models import DEFAULT_EMBEDDING_MODEL, default_embedding_model
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
 

@@ -9,7 +9,7 @@ message), so a traceback cannot print the key either; the attempts recorded for 
 retry log lines are scrubbed the same way.
 
 A call that needed more than one request carries its attempts to the tracer on the completion
-(``chat/call_attempts.py``), or on the ``ModelCallError`` when it failed. A stream is retried
+(``core/call_attempts.py``), or on the ``ModelCallError`` when it failed. A stream is retried
 until its first chunk arrives; once chunks have gone to the caller, a break is not retried (the
 answer would be told twice) but raised as ``ModelStreamBrokenError`` with the text received.
 """
@@ -26,8 +26,8 @@ from typing import Any
 import openai
 from pydantic import SecretStr
 
-from byzer_agents.chat.call_attempts import attach_call_attempts
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.call_attempts import attach_call_attempts
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.exceptions import (
     CallAttempt,
     ModelCallError,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.types import (
     ChatCompletion,
     ChatCompletionChunk,

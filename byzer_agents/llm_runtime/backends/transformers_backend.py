@@ -46,7 +46,7 @@ from transformers.generation import (
     StoppingCriteriaList,
 )
 
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
 from byzer_agents.llm_runtime.context_length import new_token_budget

@@ -33,7 +33,7 @@ from typing import Any, Literal, TypeVar
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.completion_usage import CompletionUsage
 
-from byzer_agents.chat.protocol import Capabilities
+from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
 from byzer_agents.llm_runtime.context_length import new_token_budget

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from byzer_agents import LLM
-from byzer_agents.chat.call_attempts import take_call_attempts
+from byzer_agents.core.call_attempts import take_call_attempts
 from byzer_agents.exceptions import (
     ModelCallError,
     ModelRateLimitError,

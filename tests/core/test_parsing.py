@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from byzer_agents.chat.parsing import (
+from byzer_agents.core.parsing import (
     MAX_NESTING,
     MAX_SEARCH_CHARS,
     JSONTooLargeError,
