@@ -87,7 +87,7 @@ def run_all(args: argparse.Namespace) -> list[Run]:
 
     cluster.connect()
     llm = LLM()
-    deployed_here = not llm.is_model_exist(DEPLOYMENT)
+    deployed_here = DEPLOYMENT not in llm.list_models()
     if deployed_here:
         llm.deploy(default_chat_model(), "custom/auto", DEPLOYMENT)
     records_dir = args.records or Path(tempfile.mkdtemp(prefix="bench_bfcl_"))

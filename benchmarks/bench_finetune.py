@@ -119,16 +119,18 @@ def run_all(args: argparse.Namespace, records: Path) -> None:
     from byzer_agents.llm_runtime.models import default_chat_model, default_tool_model
 
     cluster.connect()
-    llm = LLM().setup_num_workers(1).setup_cpus_per_worker(1)
+    llm = LLM()
     records.mkdir(parents=True, exist_ok=True)
     paths = {"base": default_chat_model(), "base+adapter": default_tool_model()}
     executable = Path(sys.executable).parent / "byzer-agents"
     for label, deployment in MODELS:
         if args.only and label != args.only:
             continue
-        if llm.is_model_exist(deployment):
-            llm.undeploy(deployment)
-        llm.deploy(paths[label], "custom/auto", deployment, {"num_threads": 2})
+        llm.undeploy(deployment)
+        llm.deploy(
+            paths[label], "custom/auto", deployment, {"num_threads": 2},
+            num_workers=1, cpus_per_worker=1,
+        )  # fmt: skip
         try:
             for dataset, dataset_options in DATASETS:
                 for mode, mode_options in MODES:

@@ -117,9 +117,10 @@ def main() -> None:
     llm = LLM()
     llm.undeploy(UDF_NAME)
     print(f"deploying {UDF_NAME} ...", flush=True)
-    llm.setup_num_workers(1).setup_cpus_per_worker(0.5).deploy(
-        default_chat_model(), "custom/auto", UDF_NAME, {"max_concurrency": 32}
-    )
+    llm.deploy(
+        default_chat_model(), "custom/auto", UDF_NAME, {"max_concurrency": 32},
+        num_workers=1, cpus_per_worker=0.5,
+    )  # fmt: skip
     config = {"temperature": 0, "max_tokens": MAX_TOKENS}
     try:
         with BackgroundServer(LLM()) as server:

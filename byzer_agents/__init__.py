@@ -43,10 +43,12 @@ from byzer_agents.prompts import (
 from byzer_agents.tools import Tool, ToolChoice, ToolSet, as_tool, tool
 
 if TYPE_CHECKING:
+    from byzer_agents.byzer_llm import ByzerLLM
     from byzer_agents.chat.requests import LLMRequest
     from byzer_agents.chat.results import LLMResponse
-    from byzer_agents.llm import LLM, ByzerLLM
+    from byzer_agents.llm import LLM
     from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
+    from byzer_agents.llm_runtime.cluster import connect_cluster
     from byzer_agents.llm_runtime.infer_backend import InferBackend
     from byzer_agents.traces import TraceStore
 
@@ -55,16 +57,18 @@ __version__ = "0.1.0"
 # Loaded on first use: the client pulls in the openai SDK types, which tool-only users never need.
 _LAZY = {
     "LLM": "byzer_agents.llm",
-    "ByzerLLM": "byzer_agents.llm",
+    "ByzerLLM": "byzer_agents.byzer_llm",
     "LLMRequest": "byzer_agents.chat.requests",
     "LLMResponse": "byzer_agents.chat.results",
     "InferBackend": "byzer_agents.llm_runtime.infer_backend",
     "ScriptedBackend": "byzer_agents.llm_runtime.backends.scripted",
     "TraceStore": "byzer_agents.traces",
+    "connect_cluster": "byzer_agents.llm_runtime.cluster",
 }
 
 
 def __getattr__(name: str) -> Any:
+    """Import a name of ``_LAZY`` on first use."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'byzer_agents' has no attribute {name!r}")
@@ -110,6 +114,7 @@ __all__ = [
     "UserError",
     "__version__",
     "as_tool",
+    "connect_cluster",
     "function_calling_format",
     "json_schema",
     "prompt",

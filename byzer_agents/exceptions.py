@@ -224,7 +224,7 @@ class NoDefaultModelError(ModelNotFoundError):
         if available:
             fix = (
                 f"there are {len(available)}: {available}; pass model=NAME, or set one once with "
-                "llm.setup_default_model_name(NAME)"
+                "LLM(default_model=NAME) or, on a ByzerLLM, llm.setup_default_model_name(NAME)"
             )
         else:
             fix = "there are none: deploy one first (llm.deploy(...) or `byzer-agents deploy`)"

@@ -175,6 +175,8 @@ def _parse_date(match: re.Match[str]) -> datetime.datetime:
 
 
 def run(console: Console) -> None:
+    """Join (or start) the local Ray, deploy the shipped tool model (once), and show on
+    ``console`` two tool-calling steps and a typed extraction, then how many were right."""
     from byzer_agents import LLM
     from byzer_agents.llm_runtime import cluster
     from byzer_agents.llm_runtime.models import default_tool_model
@@ -186,7 +188,7 @@ def run(console: Console) -> None:
     console.print(f"Ray: {where} the local cluster at {info.address} (loopback only)")
 
     llm = LLM()
-    if llm.is_model_exist(DEFAULT_NAME):
+    if DEFAULT_NAME in llm.list_models():
         console.print(f"model: {DEFAULT_NAME} is already deployed")
     else:
         path = default_tool_model()

@@ -65,7 +65,7 @@ class ChatRequest(BaseModel):
     """Backend-specific options (Byzer-LLM's ``llm_config`` keys that are not sampling ones)."""
     chat_template: ChatTemplate | None = None
     """The template a local backend renders this request's prompt with, instead of its own
-    (``LLM.setup_template``). Endpoints that render their own prompts (OpenAI-compatible
+    (``ByzerLLM.setup_template``). Endpoints that render their own prompts (OpenAI-compatible
     servers, SaaS) refuse a request that sets it."""
     parallel_tool_calls: bool | None = None
     """False: at most one tool call in the answer (OpenAI's field; local engines hold the model to
@@ -75,8 +75,8 @@ class ChatRequest(BaseModel):
     schema (``llm_config={"constrained_decoding": False}``, for measuring the model alone). None or
     True: constrained wherever the engine can. Endpoints ignore it."""
     max_model_len: int | None = Field(default=None, ge=1)
-    """A context length the caller holds this request to (``LLM.setup_max_model_length``): a
-    local backend refuses a prompt and ``max_tokens`` that exceed it (see
+    """A context length the caller holds this request to (``ByzerLLM.setup_max_model_length``):
+    a local backend refuses a prompt and ``max_tokens`` that exceed it (see
     ``llm_runtime/context_length.py``); its own, when smaller, still holds. Endpoints that count
     no tokens here refuse a request that sets it."""
 
@@ -92,6 +92,7 @@ class ChatRequest(BaseModel):
 def make_tool_call(
     name: str, arguments: str, call_id: str | None = None
 ) -> ChatCompletionMessageFunctionToolCall:
+    """One function tool call, as the SDK's type (a fresh ``call_...`` id unless given)."""
     return ChatCompletionMessageFunctionToolCall(
         id=call_id or f"call_{uuid.uuid4().hex[:24]}",
         type="function",

@@ -63,7 +63,9 @@ def replay_a_bad_call() -> None:
     (answer,) = llm.chat_oai(
         [{"role": "user", "content": QUESTIONS[1]}], tools=TOOLS, execute_tool=True
     )
-    feedback = str(backend.requests[1].messages[-1]["content"])
+    # The second request holds the question, the refused answer, then what the loop sent back:
+    # each call's outcome first, then the tools offered again with a request to correct.
+    feedback = str(backend.requests[1].messages[2]["content"])
     print("Scripted replay of a bad call:")
     print("   sent back to the model:")
     for line in feedback.splitlines():

@@ -9,14 +9,14 @@ made it, so the script removes it when it ends, also when it is interrupted.
 
 from __future__ import annotations
 
-from byzer_agents import LLM, InferBackend, LLMRequest
+from byzer_agents import ByzerLLM, InferBackend, LLMRequest
 from byzer_agents.llm_runtime.models import default_chat_model
 
 MODEL = "cookbook-smollm2"
 
 
 def main() -> None:
-    llm = LLM()  # joins Ray, or starts the local cluster (loopback only, no dashboard)
+    llm = ByzerLLM()  # joins Ray, or starts the local cluster (loopback only, no dashboard)
     llm.setup_gpus_per_worker(0).setup_num_workers(1).setup_infer_backend(InferBackend.Transformers)
     try:  # the deployment is removed when the script ends, also when it is interrupted (Ctrl-C)
         if not llm.is_model_exist(MODEL):
@@ -33,7 +33,7 @@ def main() -> None:
             print(f"undeployed {MODEL}")
 
 
-def talk(llm: LLM) -> None:
+def talk(llm: ByzerLLM) -> None:
     answer = llm.chat(
         MODEL, LLMRequest(instruction="What is the capital of France?", max_length=32)
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 from _model import deployed
 from _peer import serve_peer
 
-from byzer_agents import LLM
+from byzer_agents import LLM, ByzerLLM
 from byzer_agents.llm_runtime.saas.providers import SAAS_PROVIDERS
 
 MAIN, FLAKY = "cookbook-saas", "cookbook-saas-down"
@@ -51,7 +51,7 @@ def main() -> None:
         down = stack.enter_context(serve_peer("never", always=503))
 
         traces = Path(tempfile.mkdtemp()) / "traces.db"
-        llm = LLM(trace_store=traces)
+        llm = ByzerLLM(trace_store=traces)
         llm.setup_gpus_per_worker(0).setup_cpus_per_worker(0.1).setup_num_workers(1)
         stack.callback(llm.close)
         for name in (MAIN, FLAKY):

@@ -32,7 +32,7 @@ def deployed(
     """Deploy ``name`` for the length of the block, and remove it after: when the block ends, raises
     or is interrupted (KeyboardInterrupt), so a script leaves no deployment behind. A deployment of
     that name that was there before is used as it is and left alone."""
-    if llm.is_model_exist(name):
+    if name in llm.list_models():
         print(f"[model: {name}, already deployed on the local Ray]")
         yield name
         return
@@ -67,14 +67,15 @@ def cookbook_model(description: str) -> Iterator[LLM]:
         print(f"[model: {args.model} at {args.base_url}]")
         yield LLM.from_openai(model=args.model, base_url=args.base_url, api_key=args.api_key)
         return
-    llm = LLM()  # joins the local Ray, or starts it
+    # Joins the local Ray, or starts it; calls go to the model named, found when first asked.
+    llm = LLM(default_model=args.model or COOKBOOK_MODEL)
     if args.model:
-        if not llm.is_model_exist(args.model):
+        if args.model not in llm.list_models():
             parser.error(f"no deployment named {args.model!r}; deployed: {llm.list_models()}")
         print(f"[model: {args.model}, already deployed on the local Ray]")
-        yield llm.setup_default_model_name(args.model)
+        yield llm
         return
     from byzer_agents.models import default_tool_model
 
-    with deployed(llm, default_tool_model(), COOKBOOK_MODEL, {"max_model_len": 2048}) as name:
-        yield llm.setup_default_model_name(name)
+    with deployed(llm, default_tool_model(), COOKBOOK_MODEL, {"max_model_len": 2048}):
+        yield llm

@@ -1,4 +1,4 @@
-"""LLM's Byzer-LLM compatibility surface does what the seed says: ``setup_template`` and
+"""ByzerLLM, the Byzer-LLM compatibility surface, does what the seed says: ``setup_template`` and
 ``setup_max_model_length`` reach the calls that follow, and ``t[0].response.output`` reads."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from byzer_agents import LLM
+from byzer_agents import ByzerLLM
 from byzer_agents.chat.results import LLMCompletion
 from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
@@ -16,9 +16,9 @@ from byzer_agents.prompts import Templates
 from byzer_agents.types import ChatCompletion, ChatRequest
 
 
-def _llm(*replies: str) -> tuple[LLM, ScriptedBackend]:
+def _llm(*replies: str) -> tuple[ByzerLLM, ScriptedBackend]:
     backend = ScriptedBackend(list(replies), model="chat")
-    return LLM.from_backend(backend, model="chat"), backend
+    return ByzerLLM.from_backend(backend, model="chat"), backend
 
 
 def test_setup_template_and_max_model_length_travel_with_each_call() -> None:
@@ -144,3 +144,22 @@ def test_response_stays_a_chat_completion_with_every_field() -> None:
     assert "output" not in dumped and dumped["choices"][0]["message"]["content"] == "hello"
     assert ChatCompletion.model_validate(dumped).choices[0].message.content == "hello"
     assert LLMCompletion.model_validate_json(response.model_dump_json()).output == "hello"
+
+
+def test_prompt_on_the_client_asks_its_default_model(capsys: pytest.CaptureFixture[str]) -> None:
+    llm, backend = _llm("Byzer SQL is a language.")
+    # From Byzer-LLM's README (render="simple": the docstring is a str.format template):
+
+    @llm.prompt(render="simple")
+    def generate_answer(context: str, question: str) -> str:
+        """
+        Answer the question based on only the following context:
+        {context}
+        Question: {question}
+        Answer:
+        """
+
+    print(generate_answer(context="Byzer SQL: a SQL dialect.", question="What is Byzer SQL?"))
+    # ----
+    assert capsys.readouterr().out == "Byzer SQL is a language.\n"
+    assert "Question: What is Byzer SQL?" in backend.requests[0].messages[-1]["content"]

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from byzer_agents.exceptions import ConfigurationError, ConfigurationTypeError
+
 __all__ = ["GenerationConfig"]
 
 # Byzer-LLM's spellings of the same settings.
@@ -26,6 +28,8 @@ _ALIASES = {
 
 
 class GenerationConfig(BaseModel):
+    """Sampling and decoding settings of one call, typed; unknown keys ride in ``extra``."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     temperature: float | None = Field(default=None, ge=0)
@@ -40,10 +44,13 @@ class GenerationConfig(BaseModel):
 
     @classmethod
     def parse(cls, llm_config: Mapping[str, Any] | None) -> GenerationConfig:
+        """Read Byzer-LLM's ``llm_config`` (its spellings too); a bad value names its key."""
         if not llm_config:
             return cls()
         if not isinstance(llm_config, Mapping):
-            raise TypeError(f"llm_config must be a dict, got {type(llm_config).__name__}")
+            raise ConfigurationTypeError(
+                f"llm_config must be a dict, got {type(llm_config).__name__}"
+            )
         known: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in llm_config.items():
@@ -58,7 +65,7 @@ class GenerationConfig(BaseModel):
             problems = "; ".join(
                 f"{error['loc'][0]}={error['input']!r}: {error['msg']}" for error in exc.errors()
             )
-            raise ValueError(f"invalid llm_config: {problems}") from None
+            raise ConfigurationError(f"invalid llm_config: {problems}") from None
 
     def request_fields(self) -> dict[str, Any]:
         """The ChatRequest fields these settings fill."""

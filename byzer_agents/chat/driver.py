@@ -1,15 +1,19 @@
 """Drive a flow's effects: model calls on the backend, tool calls on the runner; ``drive`` for
-synchronous callers, ``adrive`` for asyncio. Backend failures reach the flow as ModelCallError."""
+synchronous callers, ``adrive`` for asyncio. Backend failures reach the flow as ModelCallError.
+
+A backend without native tools is asked through ``core.prompted_backend.with_prompted_tools``,
+with the model's function-calling format, so every flow asks for tools one way."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from byzer_agents.chat.effects import Flow, ModelCall, ModelReply, RunTools
 from byzer_agents.chat.execution import arun_tools, run_tools
-from byzer_agents.chat.flows import Flow, ModelCall, ModelReply, RunTools
 from byzer_agents.chat.results import LLMResponse
 from byzer_agents.chat.tracing import RunTracer
+from byzer_agents.core.prompted_backend import with_prompted_tools
 from byzer_agents.core.protocol import ChatBackend, achat
 from byzer_agents.exceptions import ModelCallError
 from byzer_agents.types import ChatCompletion
@@ -23,6 +27,7 @@ _Outcome = tuple[Any, ModelCallError | None]
 def drive(
     flow: Flow, backend: ChatBackend, *, tracer: RunTracer, tool_timeout_s: float | None
 ) -> LLMResponse:
+    """Run ``flow`` to its response, in this thread."""
     outcome: _Outcome = (None, None)
     while True:
         effect, result = _advance(flow, outcome)
@@ -31,7 +36,8 @@ def drive(
         if isinstance(effect, ModelCall):
             start = time.perf_counter()
             try:
-                outcome = (_reply(backend.chat(effect.request), start), None)
+                answering = with_prompted_tools(backend, effect.tool_format)
+                outcome = (_reply(answering.chat(effect.request), start), None)
             except Exception as exc:
                 outcome = (None, _as_model_error(tracer.model, exc))
         elif isinstance(effect, RunTools):
@@ -44,6 +50,7 @@ def drive(
 async def adrive(
     flow: Flow, backend: ChatBackend, *, tracer: RunTracer, tool_timeout_s: float | None
 ) -> LLMResponse:
+    """Run ``flow`` to its response without blocking the event loop."""
     outcome: _Outcome = (None, None)
     while True:
         effect, result = _advance(flow, outcome)
@@ -52,7 +59,8 @@ async def adrive(
         if isinstance(effect, ModelCall):
             start = time.perf_counter()
             try:
-                completion = await achat(backend, effect.request)
+                answering = with_prompted_tools(backend, effect.tool_format)
+                completion = await achat(answering, effect.request)
                 outcome = (_reply(completion, start), None)
             except Exception as exc:
                 outcome = (None, _as_model_error(tracer.model, exc))

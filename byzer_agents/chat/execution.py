@@ -44,6 +44,7 @@ class ToolOutcomes:
         return list(fresh.values())
 
     def record(self, results: Sequence[ToolResult]) -> None:
+        """Keep the outcomes of calls that ran (the first outcome of each call stays)."""
         for result in results:
             self._by_identity.setdefault(_identity(result.call), result)
 
@@ -53,6 +54,7 @@ class ToolOutcomes:
 
     @property
     def results(self) -> list[ToolResult]:
+        """Every outcome kept, in the order the calls ran."""
         return list(self._by_identity.values())
 
 
@@ -115,6 +117,8 @@ def run_tools(
     tracer: RunTracer,
     parent_id: str | None,
 ) -> list[ToolResult]:
+    """Run ``calls`` at once on the shared pool, each traced; a call past ``timeout_s`` is
+    reported as timed out (it runs on if it started), never started again."""
     if len(calls) == 1 and timeout_s is None:
         results = [_invoke(calls[0])]
     else:
@@ -146,6 +150,8 @@ async def arun_tools(
     tracer: RunTracer,
     parent_id: str | None,
 ) -> list[ToolResult]:
+    """``run_tools`` without blocking the event loop."""
+
     async def one(call: ToolCall) -> ToolResult:
         start = time.perf_counter()
         # asyncio.wait, not wait_for: a tool that itself raises TimeoutError has not timed out.

@@ -10,6 +10,8 @@ __all__ = ["LLMRequest"]
 
 
 class LLMRequest(BaseModel):
+    """What Byzer-LLM's ``chat`` and ``emb`` take: one instruction or several, and sampling."""
+
     model_config = ConfigDict(extra="forbid")
 
     instruction: str | list[str]
@@ -20,9 +22,11 @@ class LLMRequest(BaseModel):
 
     @property
     def instructions(self) -> list[str]:
+        """The instructions, as a list (one for a single string)."""
         return [self.instruction] if isinstance(self.instruction, str) else list(self.instruction)
 
     def llm_config(self) -> dict[str, Any]:
+        """The request's settings as an ``llm_config`` dict (``extra_params`` under them)."""
         config: dict[str, Any] = dict(self.extra_params)
         for key in ("max_length", "top_p", "temperature"):
             value = getattr(self, key)

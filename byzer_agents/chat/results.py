@@ -1,17 +1,21 @@
 """What a chat call returns: Byzer-LLM's ``LLMResponse`` shape (``.output``, ``.values``,
 ``.value``, ``.metadata``), with the validated tool calls, each call's outcome, and the SDK's
-ChatCompletion beside it."""
+ChatCompletion beside it. ``LLMResponse`` is generic in its typed answer: ``chat_oai(...,
+response_class=Story)`` returns ``LLMResponse[Story]``, whose ``.value`` is a ``Story``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from byzer_agents.exceptions import ToolExecutionError
 from byzer_agents.tools import Tool
 from byzer_agents.types import ChatCompletion
 
 __all__ = ["EmbeddingResponse", "LLMCompletion", "LLMResponse", "ToolCall", "ToolResult"]
+
+AnswerT = TypeVar("AnswerT")
+"""The type of a response's typed answer (``None`` when the call asked for none)."""
 
 
 class LLMCompletion(ChatCompletion):
@@ -47,6 +51,7 @@ class ToolCall:
 
     @property
     def name(self) -> str:
+        """The name of the tool called."""
         return self.tool.name
 
 
@@ -63,11 +68,15 @@ class ToolResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the tool returned."""
         return self.error is None
 
 
 @dataclass
-class LLMResponse:
+class LLMResponse(Generic[AnswerT]):
+    """One answer of a chat call: its text, and what the call asked for beside it (tool calls
+    and their values, or the typed answer in ``.value``)."""
+
     output: str
     """The model's final text (for tool calls in prompt mode, the text holding them)."""
     input: str | list[dict[str, Any]] = ""
@@ -81,8 +90,8 @@ class LLMResponse:
     they ran (over every attempt); else the last answer's calls."""
     values: list[Any] = field(default_factory=list)
     """The values of the calls that returned, in call order (with ``execute_tool=True``)."""
-    value: Any = None
-    """The typed answer (with ``response_class``)."""
+    value: AnswerT = None  # type: ignore[assignment]  # None is the answer when none was asked
+    """The typed answer (with ``response_class``); None without one."""
     tool_results: list[ToolResult] = field(default_factory=list)
     """One outcome per call in ``tool_calls`` (with ``execute_tool=True``): a value or an error."""
 
@@ -94,5 +103,9 @@ class LLMResponse:
 
 @dataclass(frozen=True)
 class EmbeddingResponse:
+    """One text's embedding (Byzer-LLM's ``emb`` answer)."""
+
     output: list[float]
+    """The vector."""
     input: str
+    """The text it embeds."""

@@ -98,6 +98,7 @@ def stream_text(backend: ChatBackend, request: ChatRequest) -> Iterator[str]:
 
 
 async def astream_text(backend: ChatBackend, request: ChatRequest) -> AsyncIterator[str]:
+    """``stream_text`` without blocking the event loop."""
     bound = _StreamBound(request)
     chunks = astream(backend, request)
     try:
@@ -136,6 +137,7 @@ class PartialAnswers:
         return self._pieces[0] if self._pieces else ""
 
     def add(self, piece: str) -> Any | None:
+        """Take the next piece; the new partial value when there is one, else None."""
         self._pieces.append(piece)
         self._length += len(piece)
         if self._read + self._length > _READS_PER_CHAR * self._length + _FREE_READS:

@@ -32,6 +32,9 @@ _T = TypeVar("_T")
 
 
 class RunTracer:
+    """Records one chat call's run in a trace store: its model calls, tool calls and end. A
+    store that fails never fails the call: the record is dropped, logged and counted."""
+
     def __init__(self, store: TraceStore | None, *, kind: str, model: str) -> None:
         self._store = store
         self.model = model
@@ -134,6 +137,7 @@ class RunTracer:
         latency_s: float,
         parent_id: str | None,
     ) -> None:
+        """Record one tool call that ran."""
         step = self._next_step()
         target = self._target("a tool call")
         if target is None:
@@ -155,6 +159,7 @@ class RunTracer:
         )
 
     def finish(self, status: RunStatus) -> None:
+        """Record the end of the run, ok or error."""
         target = self._target("the end of a run")
         if target is None:
             return

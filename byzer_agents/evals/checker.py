@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from byzer_agents.evals.dataset import BfclCase
+from byzer_agents.exceptions import ConfigurationError
 
 __all__ = ["Call", "ErrorKind", "Verdict", "check_calls", "normalize_string"]
 
@@ -68,6 +69,8 @@ _IGNORED_IN_STRINGS = re.compile(r"[ ,./\-_*^]")
 
 @dataclass(frozen=True)
 class Verdict:
+    """Whether a case's calls are right and, when not, what kind of wrong and why."""
+
     correct: bool
     error_kind: ErrorKind | None = None
     reason: str | None = None
@@ -142,7 +145,9 @@ def _function(case: BfclCase, name: str) -> Mapping[str, Any]:
     for function in case.functions:
         if function.get("name") == name:
             return function
-    raise ValueError(f"case {case.id!r} expects a call of {name!r}, which it does not define")
+    raise ConfigurationError(
+        f"case {case.id!r} expects a call of {name!r}, which it does not define"
+    )
 
 
 def _check_call(case: BfclCase, call: Call, expected: Call) -> Verdict:
@@ -204,7 +209,7 @@ def _check_value(
 def _python_type(where: str, declared: Any) -> type:
     found = _PYTHON_TYPES.get(declared) if isinstance(declared, str) else None
     if found is None:
-        raise ValueError(
+        raise ConfigurationError(
             f"{where} declares type {declared!r}; the AST check knows {sorted(_PYTHON_TYPES)}"
         )
     return found

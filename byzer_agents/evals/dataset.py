@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from byzer_agents.exceptions import ConfigurationError
+
 __all__ = [
     "BFCL_DATA_DIR",
     "CATEGORIES",
@@ -81,10 +83,13 @@ class BfclCase:
 
     @property
     def kind(self) -> CheckKind:
+        """How the case is checked, from its category."""
         return check_kind(self.category)
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, blank lines skipped; ConfigurationError naming the
+    line that is not JSON."""
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
@@ -92,7 +97,7 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             try:
                 yield json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number} is not a JSON line: {exc}") from None
+                raise ConfigurationError(f"{path}:{number} is not a JSON line: {exc}") from None
 
 
 def load_cases(
@@ -104,11 +109,11 @@ def load_cases(
     """The cases of ``category``; with ``limit``, that many, evenly spaced through the file (the
     same ones every run, spread over its topics rather than its first few)."""
     if category not in CATEGORIES:
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown BFCL category {category!r}; the categories are {list(CATEGORIES)}"
         )
     if limit is not None and limit < 1:
-        raise ValueError(f"limit must be 1 or more cases per category, got {limit}")
+        raise ConfigurationError(f"limit must be 1 or more cases per category, got {limit}")
     root = Path(data_dir) if data_dir is not None else BFCL_DATA_DIR
     entries_path = root / f"BFCL_v4_{category}.json"
     if not entries_path.is_file():
@@ -155,7 +160,7 @@ def _possible_answers(root: Path, category: str) -> dict[str, list[Any]]:
 def _case(entry: dict[str, Any], category: str, answers: dict[str, list[Any]]) -> BfclCase:
     case_id = entry["id"]
     if check_kind(category) != "irrelevance" and case_id not in answers:
-        raise ValueError(f"{category} entry {case_id!r} has no possible answer")
+        raise ConfigurationError(f"{category} entry {case_id!r} has no possible answer")
     return BfclCase(
         id=case_id,
         category=category,

@@ -42,15 +42,19 @@ class CaseRecord:
     """Why the framework's schema validation refused the calls (they are scored as written)."""
 
     def to_json(self) -> dict[str, Any]:
+        """The record as a JSON object (one line of ``EvalReport.write_jsonl``)."""
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CaseRecord:
+        """The record a ``to_json`` object holds."""
         return cls(**data)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CategoryScore:
+    """How a model did on one category: cases, correct ones, unreadable outputs, failures."""
+
     category: str
     cases: int
     correct: int
@@ -62,17 +66,21 @@ class CategoryScore:
 
     @property
     def accuracy(self) -> float:
-        return self.correct / self.cases if self.cases else 0.0
+        """Correct cases over all cases of the category."""
+        return _share(self.correct, self.cases)
 
     @property
     def unparseable_share(self) -> float | None:
+        """Outputs with no readable call over all cases; None for irrelevance."""
         if self.unparseable is None or not self.cases:
             return None
-        return self.unparseable / self.cases
+        return _share(self.unparseable, self.cases)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvalReport:
+    """A scored run: every case's record, and the scores per category and overall."""
+
     model: str
     constrained_decoding: bool
     """Whether constrained decoding was asked for (local backends honour it)."""
@@ -110,7 +118,8 @@ class EvalReport:
 
     @property
     def median_seconds(self) -> float:
-        return statistics.median(r.seconds for r in self.records) if self.records else 0.0
+        """The median wall time of a case (0 with no cases)."""
+        return _median(r.seconds for r in self.records)
 
     def write_jsonl(self, path: str | os.PathLike[str]) -> Path:
         """One JSON line per case; the file is replaced."""

@@ -21,7 +21,7 @@ from byzer_agents.core.parsing import ParsedToolCall, parse_tool_calls
 from byzer_agents.evals.checker import check_calls
 from byzer_agents.evals.dataset import BfclCase
 from byzer_agents.evals.results import CaseRecord, EvalReport
-from byzer_agents.exceptions import ModelCallError, ToolCallError
+from byzer_agents.exceptions import ConfigurationError, ModelCallError, ToolCallError
 from byzer_agents.tools import ToolSet
 
 if TYPE_CHECKING:
@@ -56,12 +56,12 @@ def run_bfcl(
     the cases' order, and greedy answers do not depend on it.
     """
     if tool_choice not in ("auto", "required"):
-        raise ValueError(f"tool_choice must be 'auto' or 'required', got {tool_choice!r}")
+        raise ConfigurationError(f"tool_choice must be 'auto' or 'required', got {tool_choice!r}")
     config = {**DEFAULT_LLM_CONFIG, **(llm_config or {})}
     if not constrained_decoding:
         config["constrained_decoding"] = False
     if concurrency < 1:
-        raise ValueError(f"concurrency must be 1 or more cases at once, got {concurrency}")
+        raise ConfigurationError(f"concurrency must be 1 or more cases at once, got {concurrency}")
 
     def ask(case: BfclCase) -> CaseRecord:
         record = run_case(llm, case, model=model, tool_choice=tool_choice, llm_config=config)

@@ -45,6 +45,33 @@ def command(name: str) -> Callable[[_Command], _Command]:
     return register
 
 
+# Options that several commands take, written once.
+_BaseModel = Annotated[
+    str, typer.Option(help="SmolLM2-135M-Instruct (shipped), a Hugging Face directory or a GGUF")
+]
+_MaxSteps = Annotated[
+    int | None, typer.Option(help="Stop after this many steps (overrides --epochs)")
+]
+_LearningRate = Annotated[float | None, typer.Option(help="Learning rate")]
+_ConfigFile = Annotated[
+    Path | None, typer.Option(help="A JSON or TOML file of settings; the flags above win over it")
+]
+_Detach = Annotated[
+    bool, typer.Option("--detach", help="Print the job id and return; the job runs on")
+]
+_JobId = Annotated[str, typer.Argument(metavar="JOB_ID", help="The id `sft --detach` printed")]
+
+
+def _given(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings whose flag was given (the others are left to the config and defaults)."""
+    return {key: value for key, value in settings.items() if value is not None}
+
+
+def _print_started(what: str, job_id: str) -> None:
+    console.print(f"started {what} job {job_id}")
+    console.print(f"follow it with: byzer-agents finetune status {job_id}")
+
+
 @command("sft")
 def sft_command(
     data: Annotated[
@@ -58,18 +85,13 @@ def sft_command(
         Path,
         typer.Option(help="Where the adapter (or model), checkpoints, loss.png and logs go"),
     ],
-    base_model: Annotated[
-        str,
-        typer.Option(help="SmolLM2-135M-Instruct (shipped), a Hugging Face directory or a GGUF"),
-    ] = "SmolLM2-135M-Instruct",
+    base_model: _BaseModel = "SmolLM2-135M-Instruct",
     method: Annotated[
         str | None, typer.Option(help="lora, qlora (4-bit base) or full; default lora")
     ] = None,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Stop after this many steps (overrides --epochs)")
-    ] = None,
+    max_steps: _MaxSteps = None,
     epochs: Annotated[float | None, typer.Option(help="Passes over the data")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate")] = None,
+    lr: _LearningRate = None,
     batch_size: Annotated[int | None, typer.Option(help="Examples per step, per worker")] = None,
     lora_r: Annotated[int | None, typer.Option(help="LoRA rank")] = None,
     max_length: Annotated[int | None, typer.Option(help="Longest sequence, in tokens")] = None,
@@ -82,13 +104,8 @@ def sft_command(
     num_workers: Annotated[
         int | None, typer.Option(help="Data-parallel workers (Ray Train) when above 1")
     ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="A JSON or TOML file of settings; the flags above win over it"),
-    ] = None,
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Print the job id and return; the job runs on")
-    ] = False,
+    config: _ConfigFile = None,
+    detach: _Detach = False,
 ) -> None:
     """Fine-tune a model on tool-calling chats (supervised fine-tuning).
 
@@ -115,11 +132,10 @@ def sft_command(
         "deepspeed": str(deepspeed) if deepspeed is not None else None,
         "num_workers": num_workers,
     }
-    chosen = {key: value for key, value in settings.items() if value is not None}
+    chosen = _given(settings)
     if detach:
         job_id = sft(data, base_model, output_dir, method, config=config, detached=True, **chosen)
-        console.print(f"started fine-tune job {job_id}")
-        console.print(f"follow it with: byzer-agents finetune status {job_id}")
+        _print_started("fine-tune", job_id)
         return
     result = sft(data, base_model, output_dir, method, config=config, **chosen)
     loss = f"{result.train_loss:.4f}" if result.train_loss is not None else "n/a"
@@ -131,7 +147,7 @@ def sft_command(
 
 @command("status")
 def status_command(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The id `sft --detach` printed")],
+    job_id: _JobId,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full record as JSON")] = False,
 ) -> None:
     """Show where a fine-tune job stands: queued, running (step of total, last loss),
@@ -155,7 +171,7 @@ def status_command(
 
 @command("logs")
 def logs_command(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The id `sft --detach` printed")],
+    job_id: _JobId,
     tail: Annotated[int | None, typer.Option(metavar="N", help="Only the last N lines")] = None,
 ) -> None:
     """Print what a fine-tune job has written to its log so far (the trainer's progress,
@@ -183,24 +199,14 @@ def pretrain_command(
     output_dir: Annotated[
         Path, typer.Option(help="Where the adapter (or model), checkpoints and logs go")
     ],
-    base_model: Annotated[
-        str,
-        typer.Option(help="SmolLM2-135M-Instruct (shipped), a Hugging Face directory or a GGUF"),
-    ] = "SmolLM2-135M-Instruct",
+    base_model: _BaseModel = "SmolLM2-135M-Instruct",
     method: Annotated[str | None, typer.Option(help="lora (default) or full")] = None,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Stop after this many steps (overrides --epochs)")
-    ] = None,
+    max_steps: _MaxSteps = None,
     epochs: Annotated[float | None, typer.Option(help="Passes over the text")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate")] = None,
+    lr: _LearningRate = None,
     max_length: Annotated[int | None, typer.Option(help="Tokens per packed block")] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="A JSON or TOML file of settings; the flags above win over it"),
-    ] = None,
-    detach: Annotated[
-        bool, typer.Option("--detach", help="Print the job id and return; the job runs on")
-    ] = False,
+    config: _ConfigFile = None,
+    detach: _Detach = False,
 ) -> None:
     """Continue pretraining a model on raw text (Byzer-LLM's sfft): the documents are packed
     into blocks of --max-length tokens. A job on the local Ray, like sft: same outputs, resume
@@ -218,13 +224,12 @@ def pretrain_command(
         "learning_rate": lr,
         "max_length": max_length,
     }
-    chosen = {key: value for key, value in settings.items() if value is not None}
+    chosen = _given(settings)
     outcome = pretrain(
         text, base_model, output_dir, method, config=config, detached=detach, **chosen
     )
     if isinstance(outcome, str):
-        console.print(f"started pretraining job {outcome}")
-        console.print(f"follow it with: byzer-agents finetune status {outcome}")
+        _print_started("pretraining", outcome)
         return
     console.print(
         f"pretrained {outcome.kind} ({outcome.method}) for {outcome.steps} steps in "

@@ -87,11 +87,11 @@ class TrainingConfig(BaseModel):
         if isinstance(value, str | Path):
             path = Path(value).expanduser()
             if not path.is_file():
-                raise ValueError(f"deepspeed config file {str(path)!r} does not exist")
+                raise FinetuneError(f"deepspeed config file {str(path)!r} does not exist")
             try:
                 return json.loads(path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as exc:
-                raise ValueError(
+                raise FinetuneError(
                     f"deepspeed config file {str(path)!r} is not JSON: {exc}"
                 ) from None
         return value

@@ -90,10 +90,12 @@ class ChatExample:
 
     @property
     def tool_names(self) -> frozenset[str]:
+        """The names of the tools the example offers."""
         return frozenset(str((tool.get("function") or {}).get("name")) for tool in self.tools)
 
     @property
     def has_tool_calls(self) -> bool:
+        """Whether an assistant message of the example calls a tool."""
         return any(m.get("role") == "assistant" and m.get("tool_calls") for m in self.messages)
 
     def key(self) -> str:

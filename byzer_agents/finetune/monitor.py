@@ -38,17 +38,21 @@ class TrainingMonitor(TrainerCallback):
         self._last_loss: float | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Report the starting step (and, on a resumed run, the last loss logged)."""
         if state.is_world_process_zero:
             self._last_loss = _last_logged_loss(state.log_history)
             self._progress(state)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Report the step just done."""
         if state.is_world_process_zero:
             self._progress(state)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
     ) -> None:
+        """Append what the trainer logged to ``metrics.jsonl`` (synced to disk), redraw
+        ``loss.png`` and report the progress."""
         if not state.is_world_process_zero or not logs:
             return
         entry: dict[str, Any] = {"step": int(state.global_step), "time": round(time.time(), 3)}

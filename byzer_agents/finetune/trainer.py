@@ -88,9 +88,11 @@ class TrainingResult:
 
     @property
     def steps_per_second(self) -> float:
+        """Training steps per second of wall-clock time (0 when no time was measured)."""
         return self.steps / self.seconds if self.seconds else 0.0
 
     def to_json(self) -> dict[str, Any]:
+        """The result as JSON-ready values, ``steps_per_second`` included."""
         return {**asdict(self), "steps_per_second": self.steps_per_second}
 
 

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from byzer_agents.exceptions import ConfigurationError
+
 __all__ = ["checkpoint_cache_root", "converted_checkpoint_dir", "resolve_checkpoint"]
 
 logger = logging.getLogger(__name__)
@@ -110,7 +112,7 @@ def _check_gguf(path: Path) -> None:
     with path.open("rb") as file:
         magic = file.read(len(_GGUF_MAGIC))
     if magic != _GGUF_MAGIC:
-        raise ValueError(
+        raise ConfigurationError(
             f"{str(path)!r} is neither a Hugging Face directory nor a GGUF file (it does not start "
             f"with {_GGUF_MAGIC!r}); give a directory with config.json or a .gguf file"
         )
@@ -197,7 +199,7 @@ def _load_gguf_model(gguf_path: Path) -> Any:
     if quantizer is not None:
         packed = [n for n, p in model.named_parameters() if not p.dtype.is_floating_point]
         if packed:
-            raise ValueError(
+            raise ConfigurationError(
                 f"cannot convert {str(gguf_path)!r}: transformers kept weights packed in GGUF "
                 f"blocks ({', '.join(packed[:3])}...) and cannot write them as safetensors"
             )

@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from byzer_agents.exceptions import ClusterConnectionError
+from byzer_agents.exceptions import ClusterConnectionError, UsageError
 
 __all__ = [
     "NAMESPACE",
     "ClusterInfo",
     "connect",
+    "connect_cluster",
     "local_cluster_env",
     "start_local_cluster",
     "status",
@@ -61,6 +62,9 @@ _LOCAL_ENV = {
 
 @dataclass(frozen=True)
 class ClusterInfo:
+    """The Ray cluster this process joined: its address, whether this call started it, its
+    resources."""
+
     address: str
     started_here: bool
     """True when this call started the local cluster (it keeps running after this process)."""
@@ -101,7 +105,7 @@ def start_local_cluster(*, num_cpus: float | None = None, port: int = DEFAULT_PO
         command.append(f"--num-cpus={num_cpus:g}")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     if result.returncode != 0:
-        raise RuntimeError(
+        raise UsageError(
             f"could not start the local Ray cluster ({' '.join(command)}): "
             f"{(result.stderr or result.stdout).strip()[-2000:]}"
         )
@@ -144,6 +148,11 @@ def connect(address: str | None = None, *, start: bool = True) -> ClusterInfo:
         started = True
         _init(ray, target)
     return ClusterInfo(_current_address(ray), started, _resources(ray))
+
+
+def connect_cluster(address: str | None = None) -> ClusterInfo:
+    """Byzer-LLM's ``byzerllm.connect_cluster()``: ``connect``, under the name its users call."""
+    return connect(address)
 
 
 def _init(ray: Any, target: str) -> None:

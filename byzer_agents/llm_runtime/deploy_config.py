@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.llm_runtime.peft_adapter import (
     adapter_base,
@@ -70,11 +71,12 @@ MODEL_TYPES: dict[str, ModelType] = {
 
 
 def parse_model_type(name: str) -> ModelType:
+    """The ``ModelType`` a ``pretrained_model_type`` names; an error lists the accepted names."""
     found = MODEL_TYPES.get(name.strip().lower()) if isinstance(name, str) else None
     if found is None and isinstance(name, str) and name.strip().lower().startswith("saas/"):
         saas_provider(name.strip()[len("saas/") :])  # raises, naming the providers
     if found is None:
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown pretrained_model_type {name!r}; accepted: {', '.join(sorted(MODEL_TYPES))}"
         )
     return found
@@ -134,7 +136,7 @@ class InferParams(BaseModel):
         try:
             return str(check_adapter_dir(str(value)))
         except OSError as exc:
-            raise ValueError(f"{exc}; give the directory train_sft wrote (LoRA)") from None
+            raise ConfigurationError(f"{exc}; give the directory train_sft wrote (LoRA)") from None
 
     @field_validator("quantization", mode="before")
     @classmethod
@@ -143,11 +145,15 @@ class InferParams(BaseModel):
             return None
         word = _QUANTIZATION_WORDS.get(str(value).strip().lower())
         if word is None:
-            raise ValueError(f"{value!r} is not a quantization; use '4', '8' or 'true' (4-bit)")
+            raise ConfigurationError(
+                f"{value!r} is not a quantization; use '4', '8' or 'true' (4-bit)"
+            )
         return word
 
     @classmethod
     def parse(cls, params: Mapping[str, Any] | None) -> InferParams:
+        """Byzer-LLM's ``infer_params`` dict (string values) as typed settings; an error names the
+        bad key."""
         if not params:
             return cls()
         data: dict[str, Any] = {}
@@ -159,7 +165,7 @@ class InferParams(BaseModel):
                 continue
             name = _KEY_ALIASES.get(key, key)
             if name not in cls.model_fields or name == "saas":
-                raise ValueError(
+                raise ConfigurationError(
                     f"unknown infer_params key {key!r}; accepted: {', '.join(allowed)}"
                 )
             data[name] = value
@@ -173,7 +179,7 @@ class InferParams(BaseModel):
                 f"{prefix}{error['loc'][0]}={_shown(prefix, error)}: {error['msg']}"
                 for error in exc.errors()
             )
-            raise ValueError(f"invalid infer_params: {problems}") from None
+            raise ConfigurationError(f"invalid infer_params: {problems}") from None
 
 
 def _shown(prefix: str, error: Any) -> str:
@@ -210,7 +216,7 @@ class DeploymentSpec(BaseModel):
             return params
         if model_type.kind != "saas":
             if params.saas is not None:
-                raise ValueError(
+                raise ConfigurationError(
                     f"infer_params saas.* apply to saas/<provider> deployments only; this one is "
                     f"{model_type.name!r}"
                 )
@@ -226,7 +232,7 @@ class DeploymentSpec(BaseModel):
     def _params_fit_the_backend(self) -> DeploymentSpec:
         """Engine settings given to another engine would be ignored silently: refuse them."""
         if self.model_type.kind == "saas" and self.gpus_per_worker > 0:
-            raise ValueError(
+            raise ConfigurationError(
                 f"a SaaS deployment uses no GPU; gpus_per_worker={self.gpus_per_worker:g} would "
                 "hold one idle: setup_gpus_per_worker(0)"
             )
@@ -236,18 +242,18 @@ class DeploymentSpec(BaseModel):
         for backend, names in _BACKEND_ONLY_PARAMS.items():
             misplaced = sorted(name for name in names if name in given)
             if misplaced and self.infer_backend is not backend:
-                raise ValueError(
+                raise ConfigurationError(
                     f"infer_params {misplaced} apply to infer_backend {backend.value!r} only; "
                     f"this deployment uses {self.infer_backend.value!r}"
                 )
         if self.infer_params.adapter and self.infer_backend not in _ADAPTER_BACKENDS:
-            raise ValueError(
+            raise ConfigurationError(
                 f"infer_params adapter applies to infer_backend 'transformers' and 'deepspeed' "
                 f"only; this deployment uses {self.infer_backend.value!r} (merge the adapter "
                 "first: byzer_agents.finetune.merge)"
             )
         if self.infer_params.quantization and self.infer_backend is not InferBackend.Transformers:
-            raise ValueError(
+            raise ConfigurationError(
                 f"quantization={self.infer_params.quantization!r} is available with infer_backend "
                 f"'transformers' only (bitsandbytes); this deployment uses "
                 f"{self.infer_backend.value!r}"
@@ -279,17 +285,19 @@ class DeploymentSpec(BaseModel):
             return
         where = f"model_path {self.model_path!r} is a LoRA adapter"
         if self.infer_backend not in _ADAPTER_BACKENDS:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{where}, which infer_backend {self.infer_backend.value!r} does not apply; use "
                 "'transformers' or 'deepspeed', or merge it first (byzer_agents.finetune.merge)"
             )
         if self.infer_params.adapter:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{where}; infer_params adapter={self.infer_params.adapter!r} would be a second "
                 "one: give the base model as model_path instead"
             )
         if self.infer_params.gguf_file:
-            raise ValueError(f"{where}; gguf_file applies to a directory of GGUF files only")
+            raise ConfigurationError(
+                f"{where}; gguf_file applies to a directory of GGUF files only"
+            )
         try:
             adapter_base(read_adapter(path))
         except (OSError, ValueError) as exc:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from byzer_agents.core.protocol import Capabilities
-from byzer_agents.exceptions import ByzerAgentsError
+from byzer_agents.exceptions import ByzerAgentsError, ConfigurationError, UsageError
 from byzer_agents.llm_runtime.cluster import NAMESPACE, connect
 from byzer_agents.llm_runtime.deploy_config import DeploymentSpec
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
@@ -71,7 +71,7 @@ def deploy(
     from byzer_agents.llm_runtime.worker import ModelWorker
 
     if find(spec.udf_name) is not None:
-        raise ValueError(
+        raise ConfigurationError(
             f"a deployment named {spec.udf_name!r} already exists; undeploy it first "
             "or choose another udf_name"
         )
@@ -119,7 +119,7 @@ def _wait_ready(name: str, workers: list[Any], timeout_s: float, show_progress: 
                 try:
                     ray.get(ref)
                 except Exception as exc:
-                    raise RuntimeError(f"deploying {name!r} failed: {_cause(exc)}") from None
+                    raise UsageError(f"deploying {name!r} failed: {_cause(exc)}") from None
                 progress.advance()
 
 
@@ -131,7 +131,7 @@ def _check_resources(spec: DeploymentSpec) -> None:
     for resource, each in (("CPU", spec.cpus_per_worker), ("GPU", spec.gpus_per_worker)):
         needed = each * spec.num_workers
         if needed > free.get(resource, 0.0) + 1e-9:
-            raise RuntimeError(
+            raise UsageError(
                 f"deploying {spec.udf_name!r} needs {needed:g} {resource} "
                 f"({spec.num_workers} worker(s) x {each:g}), but only "
                 f"{free.get(resource, 0.0):g} are free; deployments now: {deployment_names()}. "
@@ -210,13 +210,17 @@ class RayDeployment:
 
     @property
     def capabilities(self) -> Capabilities:
+        """The capabilities of the deployment's backend, as its worker reports them."""
         return Capabilities(**self._describe()["capabilities"])
 
     @property
     def spec(self) -> DeploymentSpec:
+        """The spec the deployment was made from, as its worker holds it."""
         return DeploymentSpec.model_validate(self._describe()["spec"])
 
     def chat(self, request: ChatRequest) -> ChatCompletion:
+        """One answer from the deployment's next worker (in turn); a worker's own errors are
+        raised as it raised them."""
         import ray
 
         with _as_the_worker_raised():
@@ -224,6 +228,7 @@ class RayDeployment:
         return ChatCompletion.model_validate(answer)
 
     async def achat(self, request: ChatRequest) -> ChatCompletion:
+        """``chat`` without blocking the event loop."""
         with _as_the_worker_raised():
             answer = await self._pick().chat.remote(_on_the_wire(request))
         return ChatCompletion.model_validate(answer)
@@ -261,6 +266,7 @@ class RayDeployment:
                 await _completed(chunks, STOP_TIMEOUT_S)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """A worker's embeddings of ``texts``, in order."""
         import ray
 
         with _as_the_worker_raised():
@@ -268,6 +274,7 @@ class RayDeployment:
         return vectors
 
     def meta(self) -> dict[str, Any]:
+        """The backend's meta, with the deployment's workers and resources."""
         import ray
 
         meta = dict(ray.get(self.workers[0].meta.remote()))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.llm_runtime.models import (
     DEFAULT_CHAT_MODEL,
     DEFAULT_CHAT_MODEL_NAMES,
@@ -86,14 +87,14 @@ def read_adapter(path: str | os.PathLike[str], *, base: str | None = None) -> Ad
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{str(config_file)!r} is not readable JSON: {exc}") from exc
+        raise ConfigurationError(f"{str(config_file)!r} is not readable JSON: {exc}") from exc
     if not isinstance(config, dict):
-        raise ValueError(f"{str(config_file)!r} holds no JSON object")
+        raise ConfigurationError(f"{str(config_file)!r} holds no JSON object")
     if base is not None:
         return AdapterSource(directory, base)
     reference = config.get("base_model_name_or_path")
     if not isinstance(reference, str) or not reference:
-        raise ValueError(
+        raise ConfigurationError(
             f"{str(config_file)!r} names no base model (base_model_name_or_path); set it to "
             f"{DEFAULT_CHAT_MODEL!r} or the path of the base model's directory or GGUF file"
         )

@@ -67,6 +67,8 @@ def counts_against_deployment(error: BaseException) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class CooldownPolicy:
+    """When a deployment that keeps failing is skipped, and for how long."""
+
     cooldown_s: float = 60.0
     """How long a deployment that keeps failing is skipped; 0: never skipped."""
     failures: int = 3
@@ -91,6 +93,7 @@ class Cooldowns:
             return max(0.0, self._until.get(name, 0.0) - self._clock())
 
     def failed(self, name: str, error: BaseException) -> None:
+        """Count a failed call against ``name``; enough in a row start its cooldown."""
         if not counts_against_deployment(error) or self.policy.cooldown_s <= 0:
             return
         with self._lock:
@@ -105,6 +108,7 @@ class Cooldowns:
                 )  # fmt: skip
 
     def succeeded(self, name: str) -> None:
+        """A call to ``name`` succeeded: its failures and cooldown are cleared."""
         with self._lock:
             self._failures.pop(name, None)
             self._until.pop(name, None)
@@ -136,14 +140,17 @@ class FallbackRouter:
 
     @property
     def capabilities(self) -> Capabilities:
+        """The primary's capabilities."""
         return self.primary.capabilities
 
     def meta(self) -> dict[str, Any]:
+        """The primary's meta, with the fallbacks named."""
         return {**self.primary.meta(), "fallbacks": list(self.fallbacks)}
 
     # -- the one protocol -------------------------------------------------------------------
 
     def chat(self, request: ChatRequest) -> ChatCompletion:
+        """The first answer among the primary and its fallbacks, in turn."""
         call = _Call(self)
         for name, backend in call.candidates():
             start = time.perf_counter()
@@ -156,6 +163,7 @@ class FallbackRouter:
         raise call.no_answer()
 
     async def achat(self, request: ChatRequest) -> ChatCompletion:
+        """``chat`` on the async protocol."""
         call = _Call(self)
         for name, backend in call.candidates():
             start = time.perf_counter()
@@ -168,6 +176,7 @@ class FallbackRouter:
         raise call.no_answer()
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+        """The first stream that starts, among the primary and its fallbacks."""
         call = _Call(self)
         for name, backend in call.candidates():
             start = time.perf_counter()
@@ -188,6 +197,7 @@ class FallbackRouter:
         raise call.no_answer()
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
+        """``stream`` on the async protocol."""
         call = _Call(self)
         for name, backend in call.candidates():
             start = time.perf_counter()
@@ -209,6 +219,7 @@ class FallbackRouter:
         raise call.no_answer()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """The first embeddings among the primary and its fallbacks."""
         call = _Call(self)
         for name, backend in call.candidates():
             start = time.perf_counter()

@@ -18,12 +18,12 @@ from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
-from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
-from byzer_agents.core.parsing import parse_tool_calls
+from byzer_agents.core.prompted_tools import tool_calls_in_text
+from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.tools import Tool, ToolChoice, ToolSet
 from byzer_agents.tools.schema_bounds import check_depth, check_refs, check_size
-from byzer_agents.types import ChatRequest, make_tool_call
+from byzer_agents.types import ChatRequest
 
 __all__ = [
     "ANY_OBJECT",
@@ -54,12 +54,13 @@ def output_spec(request: ChatRequest, *, max_new_tokens: int) -> OutputSpec | No
     """What ``request`` asks its answer to be, or None when it asks nothing of it (no
     ``response_format`` of type json_schema / json_object, and no tools or ``tool_choice="none"``).
 
-    Raises ValueError for a malformed ``response_format`` or ``tool_choice``, ToolDefinitionError
-    for a malformed tool, UnsupportedSchemaError (a ValueError) for schemas past the bounds of
-    ``tools.schema_bounds``: too deep, too large for a grammar, a ``$ref`` loop.
+    Raises ConfigurationError (a ValueError) for a malformed ``response_format`` or
+    ``tool_choice``, ToolDefinitionError for a malformed tool, UnsupportedSchemaError (a
+    ValueError) for schemas past the bounds of ``tools.schema_bounds``: too deep, too large for a
+    grammar, a ``$ref`` loop.
     """
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+        raise ConfigurationError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
     answer = answer_schema(request.response_format)
     tools, choice = offered_tools(request)
     if not tools and answer is None:
@@ -197,21 +198,6 @@ class OutputSpec:
         return f"the tool calls do not fit their schema (tools: {sorted(self._tools)}): {error}"
 
 
-def tool_calls_in_text(text: str) -> list[ChatCompletionMessageFunctionToolCall]:
-    """The tool calls a model wrote freely in ``text`` (no constraint held it), in any of the
-    shapes ``core.parsing`` reads; empty when there are none."""
-    return [
-        make_tool_call(
-            call.name,
-            call.arguments
-            if isinstance(call.arguments, str)
-            else json.dumps(call.arguments, ensure_ascii=False),
-            call.id,
-        )
-        for call in parse_tool_calls(text) or []
-    ]
-
-
 def tool_calls_schema(
     tools: Sequence[Tool[..., Any]], *, single_call: bool = False
 ) -> dict[str, Any]:
@@ -221,6 +207,9 @@ def tool_calls_schema(
 
 
 def answer_schema(response_format: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The schema a ``response_format`` asks the answer to fit (any object for json_object), or
+    None for none or "text"; ConfigurationError for a malformed one, UnsupportedSchemaError for a
+    schema past the bounds of ``tools.schema_bounds``."""
     if response_format is None:
         return None
     kind = response_format.get("type")
@@ -229,14 +218,14 @@ def answer_schema(response_format: Mapping[str, Any] | None) -> dict[str, Any] |
     if kind == "json_object":
         return dict(ANY_OBJECT)
     if kind != "json_schema":
-        raise ValueError(
+        raise ConfigurationError(
             f"response_format type {kind!r} is not supported: use 'text', 'json_object' or "
             "'json_schema'"
         )
     spec = response_format.get("json_schema")
     schema = spec.get("schema") if isinstance(spec, Mapping) else None
     if not isinstance(schema, Mapping):
-        raise ValueError(
+        raise ConfigurationError(
             "response_format of type 'json_schema' needs {'json_schema': {'name': ..., "
             f"'schema': {{...}}}}, got {response_format!r:.200}"
         )
@@ -248,7 +237,7 @@ def answer_schema(response_format: Mapping[str, Any] | None) -> dict[str, Any] |
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "the root"
-        raise ValueError(
+        raise ConfigurationError(
             f"response_format schema is not a valid JSON Schema: {exc.message} (at {where})"
         ) from exc
     check_refs(schema, what=what)  # a loop would make every check of an answer recurse forever
@@ -278,6 +267,8 @@ def offered_tools(request: ChatRequest) -> tuple[list[Tool[..., Any]], ToolChoic
 def tool_calls_schema_of(
     tools: Sequence[Tool[..., Any]], *, single_call: bool, loose: frozenset[str]
 ) -> dict[str, Any]:
+    """``tool_calls_schema``, with the tools named in ``loose`` taking any arguments object (for
+    parameters a grammar engine cannot compile; ``OutputSpec.check`` still holds them to theirs)."""
     definitions: dict[str, Any] = {}
     branches = []
     for index, tool in enumerate(tools):
@@ -351,6 +342,8 @@ def _validator(schema_json: str) -> jsonschema.protocols.Validator:
 
 
 def schema_error(schema: Mapping[str, Any], value: Any) -> str | None:
+    """None when ``value`` fits ``schema`` (every format checked), else where and why it does
+    not."""
     validator = _validator(json.dumps(schema, sort_keys=True))
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(value))

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from byzer_agents.core.protocol import ChatBackend
+from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.llm_runtime.deploy_config import DeploymentSpec
 from byzer_agents.llm_runtime.infer_backend import InferBackend
+from byzer_agents.llm_runtime.saas.settings import SaasParams
 from byzer_agents.types import ChatRequest
 
 __all__ = ["ModelWorker", "build_backend"]
@@ -50,10 +52,8 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
     params = spec.infer_params
     kind = spec.model_type.kind
     if kind == "saas":
-        from byzer_agents.llm_runtime.saas.settings import SaasParams, build_saas_backend
-
         provider = spec.model_type.name.removeprefix("saas/")
-        return build_saas_backend(spec.udf_name, provider, params.saas or SaasParams())
+        return _saas_backend(spec.udf_name, provider, params.saas or SaasParams())
     if kind == "embedding":
         from byzer_agents.llm_runtime.backends.embeddings import EmbeddingBackend
 
@@ -81,7 +81,7 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
             repr(backend.value)
             for backend in (InferBackend.Transformers, InferBackend.DeepSpeed, InferBackend.VLLM)
         )
-        raise ValueError(
+        raise ConfigurationError(
             f"infer backend {spec.infer_backend.value!r} cannot run local models; use one of "
             f"{supported}"
         )
@@ -113,6 +113,37 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
     return TransformersBackend(model, quantization=params.quantization, **options)
 
 
+def _saas_backend(udf_name: str, provider_name: str, params: SaasParams) -> ChatBackend:
+    """The backend a ``saas/<provider>`` deployment is served with: the provider's
+    OpenAI-compatible endpoint, with the deployment's retry policy."""
+    from byzer_agents.llm_runtime.backends.openai_compatible import AzureSettings, OpenAIBackend
+    from byzer_agents.llm_runtime.saas.providers import saas_provider
+    from byzer_agents.llm_runtime.saas.retry import RetryPolicy
+
+    provider = saas_provider(provider_name)
+    params.check(provider, udf_name)
+    model = params.model or udf_name
+    azure = None
+    if params.is_azure(provider):
+        assert params.api_version is not None  # checked above
+        azure = AzureSettings(
+            api_version=params.api_version, deployment=params.deployment_id or model
+        )
+    return OpenAIBackend(
+        model=model,
+        name=udf_name,
+        base_url=params.base_url or provider.base_url,
+        api_key=params.api_key.get_secret_value() if params.api_key is not None else None,
+        timeout=params.request_timeout,
+        retry=RetryPolicy(
+            retries=params.retry_count,
+            backoff_s=params.retry_backoff_s,
+            max_wait_s=params.max_retry_wait_s,
+        ),
+        azure=azure,
+    )
+
+
 class ModelWorker:
     """Plain class; ``deployment.py`` turns it into a detached, restartable Ray actor."""
 
@@ -130,6 +161,7 @@ class ModelWorker:
         return os.getpid()
 
     def stats(self) -> dict[str, int]:
+        """The worker's process id and how many requests it has served."""
         return {"pid": os.getpid(), "served": self.served}
 
     def describe(self) -> dict[str, Any]:
@@ -140,6 +172,7 @@ class ModelWorker:
         }
 
     def chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One completion for a request given as a dict, returned as a dict."""
         self.served += 1
         completion = self.backend.chat(ChatRequest.model_validate(request))
         return completion.model_dump(mode="json")
@@ -200,7 +233,9 @@ class ModelWorker:
             chunks.put(_END)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
+        """The backend's embeddings of ``texts``."""
         return self.backend.embed(texts)
 
     def meta(self) -> dict[str, Any]:
+        """The backend's meta."""
         return dict(self.backend.meta())

@@ -30,7 +30,7 @@ import jinja2.nodes
 import jinja2.parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from byzer_agents.exceptions import PromptTemplateError
+from byzer_agents.exceptions import ConfigurationError, PromptTemplateError
 
 __all__ = ["ChatTemplate", "Templates"]
 
@@ -131,7 +131,7 @@ class Templates:
         """The built-in template called ``name`` (``"qwen"``, ``"llama3"`` ...)."""
         factory = _BUILT_IN.get(name.strip().lower()) if isinstance(name, str) else None
         if factory is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"no chat template is called {name!r}; the built-in ones are {', '.join(_BUILT_IN)}"
             )
         return factory()

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.types import ChatRequest
 
 __all__ = ["ChatCompletionsBody", "CompletionsBody", "EmbeddingsBody", "InvalidField"]
@@ -26,7 +27,7 @@ MAX_CHOICES = 8
 _TOOL_CHOICE_MODES = ("none", "auto", "required")
 
 
-class InvalidField(ValueError):
+class InvalidField(ConfigurationError):
     """A value refused by a validator here, with the OpenAI ``param`` it belongs to (a validator
     of the whole body has no field of its own to be reported under)."""
 
@@ -59,6 +60,8 @@ class _Request(_Body):
 
 
 class ChatMessageBody(BaseModel):
+    """One message of a chat request: its role and content; other fields are kept as sent."""
+
     model_config = ConfigDict(extra="allow")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
@@ -66,6 +69,8 @@ class ChatMessageBody(BaseModel):
 
 
 class StreamOptions(_Body):
+    """``stream_options``: whether the last event of a stream carries the usage."""
+
     include_usage: StrictBool = False
 
 
@@ -81,6 +86,7 @@ class _Sampling(_Request):
     stream_options: StreamOptions | None = None
 
     def sampling_fields(self) -> dict[str, Any]:
+        """The sampling settings as ``ChatRequest`` fields."""
         stop = [self.stop] if isinstance(self.stop, str) else self.stop
         return {
             "max_tokens": self.max_completion_tokens or self.max_tokens,
@@ -92,10 +98,13 @@ class _Sampling(_Request):
 
     @property
     def include_usage(self) -> bool:
+        """Whether a stream ends with a usage event."""
         return bool(self.stream_options and self.stream_options.include_usage)
 
 
 class ChatCompletionsBody(_Sampling):
+    """The body of ``/v1/chat/completions`` (and of Azure's deployment route)."""
+
     model: str = ""
     """Empty on the Azure route, where the deployment in the path names the model."""
     messages: list[ChatMessageBody] = Field(min_length=1)
@@ -127,6 +136,8 @@ class ChatCompletionsBody(_Sampling):
         return self
 
     def chat_request(self, model: str) -> ChatRequest:
+        """The request for ``model`` as the backends take it; ConfigurationError (a ValueError)
+        for content they cannot read."""
         return ChatRequest(
             model=model,
             messages=[_plain(message) for message in self.messages],
@@ -139,20 +150,26 @@ class ChatCompletionsBody(_Sampling):
 
 
 class CompletionsBody(_Sampling):
+    """The body of the legacy ``/v1/completions``."""
+
     model: str
     prompt: str | list[str]
     echo: StrictBool = False
 
     def prompts(self) -> list[str]:
+        """The prompts, one or several, as a list."""
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
 class EmbeddingsBody(_Request):
+    """The body of ``/v1/embeddings``."""
+
     model: str
     input: str | list[str] = Field(min_length=1)
     encoding_format: Literal["float", "base64"] = "float"
 
     def texts(self) -> list[str]:
+        """The inputs, one or several, as a list."""
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
@@ -181,7 +198,7 @@ def _plain(message: ChatMessageBody) -> dict[str, Any]:
         texts = []
         for index, part in enumerate(content):
             if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise ValueError(
+                raise ConfigurationError(
                     f"messages[].content[{index}] is a {part.get('type')!r} part; these models "
                     "read text parts only"
                 )

@@ -152,5 +152,6 @@ class InFlightLimits:
             self.release(model, places=taken)
 
     def snapshot(self) -> dict[str, Any]:
+        """Places held now, per model (what ``/health`` reports as ``in_flight``)."""
         with self._lock:
             return dict(self._in_flight)

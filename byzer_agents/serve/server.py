@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from pydantic import SecretStr
 
-from byzer_agents.exceptions import UnprotectedServerError
+from byzer_agents.exceptions import UnprotectedServerError, UsageError
 from byzer_agents.serve.app import DEFAULT_CAPACITY, DEFAULT_MAX_BODY_BYTES, create_app
 
 if TYPE_CHECKING:
@@ -155,15 +155,18 @@ class BackgroundServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def start(self, timeout_s: float = 30.0) -> BackgroundServer:
+        """Start serving and return once the server listens (UsageError if it has not within
+        ``timeout_s``)."""
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the server on {self.host}:{self.port} did not start")
+                raise UsageError(f"the server on {self.host}:{self.port} did not start")
             time.sleep(0.02)
         return self
 
     def stop(self) -> None:
+        """Stop serving (waiting up to 10 s for requests in flight) and close the socket."""
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()

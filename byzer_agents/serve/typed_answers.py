@@ -23,6 +23,7 @@ from byzer_agents.core.call_attempts import take_call_attempts
 from byzer_agents.core.protocol import ChatBackend, achat
 from byzer_agents.exceptions import (
     Attempt,
+    ConfigurationError,
     ExtractionError,
     ToolCallError,
     ToolDefinitionError,
@@ -35,8 +36,9 @@ from byzer_agents.llm_runtime.structured_output import (
     output_spec,
 )
 from byzer_agents.serve.errors import bad_request
+from byzer_agents.serve.usage import UsageTotal
 from byzer_agents.tools.schema_bounds import check_enforced
-from byzer_agents.types import ChatCompletion, ChatRequest, CompletionUsage, Message
+from byzer_agents.types import ChatCompletion, ChatRequest, Message
 
 __all__ = ["answer_problem", "checked_completion", "request_spec"]
 
@@ -73,7 +75,7 @@ async def checked_completion(
     that never fitted) or ExtractionError (an answer that never fitted) when the tries are spent."""
     conversation = list(request.messages)
     attempts: list[Attempt] = []
-    usage = _UsageTotal()
+    usage = UsageTotal()
     calls = False
     for _ in range(retries + 1):
         completion = await achat(backend, request.model_copy(update={"messages": conversation}))
@@ -128,7 +130,9 @@ def _refused_as(param: str) -> Iterator[None]:
 def _strict(response_format: Any, param: str) -> bool:
     strict = (response_format.get("json_schema") or {}).get("strict", False)
     if not isinstance(strict, bool):
-        raise ValueError(f"{param}.json_schema.strict must be true or false; got {strict!r}")
+        raise ConfigurationError(
+            f"{param}.json_schema.strict must be true or false; got {strict!r}"
+        )
     return strict
 
 
@@ -167,20 +171,3 @@ def _feedback(completion: ChatCompletion, problem: str) -> list[Message]:
             "Reply again with only the corrected JSON.",
         },
     ]
-
-
-class _UsageTotal:
-    def __init__(self) -> None:
-        self.counts = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        self.reported = False
-
-    def add(self, completion: ChatCompletion) -> None:
-        if completion.usage is not None:
-            self.reported = True
-            for key in self.counts:
-                self.counts[key] += getattr(completion.usage, key, 0) or 0
-
-    def on(self, completion: ChatCompletion) -> ChatCompletion:
-        if not self.reported:
-            return completion
-        return completion.model_copy(update={"usage": CompletionUsage.model_validate(self.counts)})

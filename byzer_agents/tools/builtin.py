@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from dateutil.relativedelta import relativedelta
 
+from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.tools.tool import tool
 
 __all__ = ["compute_date_range", "compute_now", "python_eval"]
@@ -69,18 +70,20 @@ def python_eval(
     """Evaluate an arithmetic expression: numbers, + - * / // % **, unary signs and parentheses.
     Names, calls and attribute access are refused, and so are results over 4300 digits."""
     if len(expression) > _MAX_EXPRESSION_LENGTH:
-        raise ValueError(
+        raise ConfigurationError(
             f"expression is {len(expression)} characters long; at most {_MAX_EXPRESSION_LENGTH}"
         )
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ValueError(f"{expression!r} is not an arithmetic expression: {exc.msg}") from None
+        raise ConfigurationError(
+            f"{expression!r} is not an arithmetic expression: {exc.msg}"
+        ) from None
     except (RecursionError, MemoryError):
-        raise ValueError(f"{expression[:40]!r}... is nested too deeply to read") from None
+        raise ConfigurationError(f"{expression[:40]!r}... is nested too deeply to read") from None
     depth = _depth(tree.body)
     if depth > _MAX_DEPTH:
-        raise ValueError(f"expression is nested {depth} levels deep; at most {_MAX_DEPTH}")
+        raise ConfigurationError(f"expression is nested {depth} levels deep; at most {_MAX_DEPTH}")
     return _evaluate(tree.body, expression.strip())
 
 
@@ -105,24 +108,26 @@ def _evaluate(node: ast.AST, source: str) -> Any:
         shown = _shown(node, source)
         digits = _estimated_digits(node.op, left, right)
         if digits > _MAX_DIGITS + 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{shown} is too large to compute: about {digits:,.0f} digits; "
                 f"at most {_MAX_DIGITS}"
             )
         try:
             result = _BINARY[type(node.op)](left, right)
         except ZeroDivisionError:
-            raise ValueError("division by zero") from None
+            raise ConfigurationError("division by zero") from None
         except OverflowError:
-            raise ValueError(f"{shown} is too large for a float") from None
+            raise ConfigurationError(f"{shown} is too large for a float") from None
         if isinstance(result, complex) or (isinstance(result, float) and math.isnan(result)):
-            raise ValueError(f"{shown} has no real value")
+            raise ConfigurationError(f"{shown} has no real value")
         if isinstance(result, float) and math.isinf(result):
-            raise ValueError(f"{shown} is too large for a float")
+            raise ConfigurationError(f"{shown} is too large for a float")
         if isinstance(result, int) and abs(result) >= _MAGNITUDE_LIMIT:
-            raise ValueError(f"{shown} is too large to compute; at most {_MAX_DIGITS} digits")
+            raise ConfigurationError(
+                f"{shown} is too large to compute; at most {_MAX_DIGITS} digits"
+            )
         return result
-    raise ValueError(
+    raise ConfigurationError(
         f"{_shown(node, source)!r} is not allowed: only numbers, + - * / // % **, unary signs "
         "and parentheses"
     )

@@ -13,6 +13,8 @@ import hashlib
 import re
 from typing import Any
 
+from byzer_agents.exceptions import ConfigurationError
+
 __all__ = ["api_safe_name", "normalize_schema"]
 
 _TYPE_ALIASES = {
@@ -42,7 +44,7 @@ _SCHEMA_MAP_KEYWORDS = ("properties", "$defs", "definitions", "patternProperties
 def api_safe_name(name: str) -> str:
     """``math.factorial`` -> ``math_factorial``; names too long keep a hash of the whole name."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a tool name must be a non-empty string, got {name!r}")
+        raise ConfigurationError(f"a tool name must be a non-empty string, got {name!r}")
     if _NAME_PATTERN.fullmatch(name):
         return name
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", name.strip())

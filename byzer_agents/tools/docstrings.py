@@ -12,6 +12,8 @@ __all__ = ["DocstringInfo", "parse_docstring"]
 
 @dataclass(frozen=True)
 class DocstringInfo:
+    """What a docstring says: its description, and one per parameter."""
+
     description: str = ""
     """Summary and body, without the Args / Parameters / Returns sections."""
     params: dict[str, str] = field(default_factory=dict)
@@ -19,6 +21,7 @@ class DocstringInfo:
 
 
 def parse_docstring(doc: str | None) -> DocstringInfo:
+    """The description and parameter descriptions of ``doc`` (empty for no docstring)."""
     if not doc or not doc.strip():
         return DocstringInfo()
     parsed = docstring_parser.parse(inspect.cleandoc(doc))

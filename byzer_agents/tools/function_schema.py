@@ -25,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, 
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from byzer_agents.exceptions import ToolDefinitionError, UnsupportedSchemaError
+from byzer_agents.exceptions import ConfigurationError, ToolDefinitionError, UnsupportedSchemaError
 from byzer_agents.tools.docstrings import parse_docstring
 from byzer_agents.tools.schema_bounds import check_depth
 from byzer_agents.tools.schema_generator import PromptSchemaGenerator
@@ -37,6 +37,9 @@ _BOUND_FIRST_PARAMETERS = ("self", "cls")
 
 @dataclass(frozen=True, kw_only=True)
 class FunctionSchema:
+    """What a function offers as a tool: its name, description, arguments schema and the model
+    that validates a call's arguments."""
+
     name: str
     description: str
     """The docstring's summary and body, without its parameter sections."""
@@ -217,7 +220,7 @@ class SchemaFragment:
             self._validator.iter_errors(to_jsonable_python(value))
         )
         if error is not None:
-            raise ValueError(error.message)
+            raise ConfigurationError(error.message)
         return value
 
     def __repr__(self) -> str:

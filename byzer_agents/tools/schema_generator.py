@@ -18,16 +18,23 @@ __all__ = ["PromptSchemaGenerator"]
 
 
 class PromptSchemaGenerator(GenerateJsonSchema):
+    """pydantic's JSON Schema generator without field titles, reading class docstrings for
+    property descriptions."""
+
     def field_title_should_be_set(self, schema: Any) -> bool:
+        """Never: a title repeats the property name and costs tokens."""
         return False
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        """A pydantic model's schema, described by its docstring."""
         return _with_docstring(super().model_schema(schema), schema["cls"])
 
     def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
+        """A dataclass's schema, described by its docstring."""
         return _with_docstring(super().dataclass_schema(schema), schema["cls"])
 
     def typed_dict_schema(self, schema: core_schema.TypedDictSchema) -> JsonSchemaValue:
+        """A TypedDict's schema, described by its docstring."""
         json_schema = super().typed_dict_schema(schema)
         cls = schema.get("cls")
         return _with_docstring(json_schema, cls) if cls is not None else json_schema

@@ -24,6 +24,7 @@ from byzer_agents.exceptions import (
     ToolArgumentsError,
     ToolDefinitionError,
     UnsupportedSchemaError,
+    UsageError,
 )
 from byzer_agents.tools.dialect import api_safe_name, normalize_schema
 from byzer_agents.tools.function_schema import FunctionSchema, function_schema
@@ -224,7 +225,7 @@ class Tool(Generic[P, R]):
                 asyncio.get_running_loop()
             except RuntimeError:
                 return asyncio.run(self.acall_validated(arguments))
-            raise RuntimeError(
+            raise UsageError(
                 f"tool {self.name!r} is async and an event loop is already running in this "
                 "thread; use `await tool.ainvoke(arguments)`"
             )

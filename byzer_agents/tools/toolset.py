@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, overload
 
-from byzer_agents.exceptions import ToolDefinitionError
+from byzer_agents.exceptions import ConfigurationError, ToolDefinitionError
 from byzer_agents.tools.dialect import api_safe_name
 from byzer_agents.tools.tool import Tool
 
@@ -74,9 +74,11 @@ class ToolSet(Sequence[Tool[..., Any]]):
 
     @property
     def names(self) -> list[str]:
+        """The tools' names, in order."""
         return [t.name for t in self._tools]
 
     def to_openai(self) -> list[dict[str, Any]]:
+        """The tools as OpenAI's ``tools`` list."""
         return [t.to_openai() for t in self._tools]
 
     @overload
@@ -127,13 +129,14 @@ class ToolChoice:
             name = getattr(value, "__name__", None)
         found = tools.get(name) if isinstance(name, str) else None
         if found is None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"tool_choice {value!r} is not allowed: use one of {list(_MODES)} or the name, "
                 f"Tool or function of one of the offered tools {tools.names}"
             )
         return cls(mode="required", tool=found.name)
 
     def to_openai(self) -> str | dict[str, Any]:
+        """The choice as OpenAI's ``tool_choice``: a mode, or the named function."""
         if self.tool is not None:
             return {"type": "function", "function": {"name": self.tool}}
         return self.mode

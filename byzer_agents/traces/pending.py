@@ -13,6 +13,8 @@ import logging
 import sqlite3
 from typing import Any
 
+from byzer_agents.exceptions import ConfigurationError
+
 __all__ = ["PendingWrites", "is_retryable"]
 
 logger = logging.getLogger("byzer_agents.traces")
@@ -42,7 +44,7 @@ class PendingWrites:
 
     def __init__(self, where: str, *, limit: int) -> None:
         if limit < 0:
-            raise ValueError(f"the pending-records limit must be 0 or more, got {limit}")
+            raise ConfigurationError(f"the pending-records limit must be 0 or more, got {limit}")
         self.where = where
         """The database, as log lines name it."""
         self.limit = limit

@@ -45,6 +45,7 @@ class TraceRun:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TraceRun:
+        """The run a ``runs`` row holds."""
         return cls(
             id=row["id"],
             kind=row["kind"],
@@ -85,6 +86,7 @@ class TraceEvent:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> TraceEvent:
+        """The event an ``events`` row holds."""
         return cls(
             id=row["id"],
             run_id=row["run_id"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from byzer_agents.exceptions import TraceStoreError
+from byzer_agents.exceptions import ConfigurationError, TraceStoreError
 
 __all__ = ["MIGRATIONS", "TRACE_TABLES", "check_owned", "migrate", "schema_version"]
 
@@ -146,5 +146,7 @@ def _statements(script: str) -> list[str]:
             statements.append(pending.strip())
             pending = ""
     if pending.strip():
-        raise ValueError(f"migration ends with an incomplete SQL statement: {pending.strip()!r}")
+        raise ConfigurationError(
+            f"migration ends with an incomplete SQL statement: {pending.strip()!r}"
+        )
     return statements

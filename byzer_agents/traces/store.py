@@ -7,11 +7,11 @@ shared by every thread behind a lock, so parallel tool executions can record at 
 Everything stored passes through :func:`~byzer_agents.traces.redaction.redact` first.
 
 Tracing never costs the caller an answer: a record the database does not take within
-``_WRITE_WAIT_MS`` (another process holds it locked; it is damaged or full) waits in memory
-(``traces/pending.py``) and is written before the next one, or at ``close``; past the limit it is
-dropped, counted in ``dropped_records`` and logged. Errors that are the caller's (an unknown run
-id, a bad status) still raise. A process that ends without ``close`` still writes what waits
-(an exit hook closes every store that holds records in memory).
+``WRITE_WAIT_MS`` (``traces/database.py``; another process holds it locked, it is damaged or
+full) waits in memory (``traces/pending.py``) and is written before the next one, or at
+``close``; past the limit it is dropped, counted in ``dropped_records`` and logged. Errors that
+are the caller's (an unknown run id, a bad status) still raise. A process that ends without
+``close`` still writes what waits (an exit hook closes every store that holds records in memory).
 
 A run records which process writes it (``traces/writers.py``). When a store is opened, the
 ``running`` runs whose process on this host is gone (killed, crashed) are marked
@@ -38,7 +38,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_json
 
-from byzer_agents.exceptions import TraceStoreError
+from byzer_agents.exceptions import ConfigurationError, TraceStoreError
+from byzer_agents.traces.database import BUSY_TIMEOUT_MS, busy_timeout, open_database
 from byzer_agents.traces.export import export_sft
 from byzer_agents.traces.pending import PendingWrites, is_retryable
 from byzer_agents.traces.records import (
@@ -51,18 +52,12 @@ from byzer_agents.traces.records import (
     TraceRun,
 )
 from byzer_agents.traces.redaction import redact
-from byzer_agents.traces.schema import check_owned, migrate
-from byzer_agents.traces.writers import Writer, is_alive, this_process
+from byzer_agents.traces.writers import this_process
 
 __all__ = ["TraceStore"]
 
 logger = logging.getLogger("byzer_agents.traces")
 
-_BUSY_TIMEOUT_MS = 10_000
-"""How long opening and the last write at ``close`` wait for another process's lock."""
-_WRITE_WAIT_MS = 2_000
-"""How long a record (or a read) waits for the lock; then a record waits in memory instead. The
-caller's answer waits with it; other writers hold the lock for milliseconds."""
 _MAX_PENDING = 1_000
 _EVENT_COLUMNS = (
     "id, run_id, step, parent_id, kind, created_at, latency_s, status, model, attempt, "
@@ -89,28 +84,7 @@ class TraceStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._pending = PendingWrites(repr(self), limit=max_pending)
-        # isolation_level=None: autocommit, so every INSERT is committed when execute returns.
-        connection = sqlite3.connect(
-            self.path,
-            timeout=_BUSY_TIMEOUT_MS / 1000,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            connection.row_factory = sqlite3.Row
-            check_owned(connection)  # before the journal mode changes anything in the file
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute("PRAGMA foreign_keys = ON")
-            migrate(connection)
-            self._mark_interrupted_runs(connection)
-            connection.execute(f"PRAGMA busy_timeout = {_WRITE_WAIT_MS}")
-        except sqlite3.Error as exc:
-            connection.close()
-            raise TraceStoreError(str(self.path), _open_failure(exc)) from exc
-        except BaseException:
-            connection.close()
-            raise
+        connection = open_database(self.path)
         self._connection: sqlite3.Connection | None = connection
         _open_stores.add(self)
 
@@ -383,7 +357,7 @@ class TraceStore:
             if self._connection is None:
                 return
             if self._pending:
-                with _busy_timeout(self._connection, _BUSY_TIMEOUT_MS):
+                with busy_timeout(self._connection, BUSY_TIMEOUT_MS):
                     self._pending.write(self._connection)
                 self._pending.give_up("the store was closed before the database took them")
             with contextlib.suppress(sqlite3.Error):  # a damaged file still lets go of its handle
@@ -428,40 +402,8 @@ class TraceStore:
 
     def _write_pending(self, connection: sqlite3.Connection) -> bool:
         """Try what waits without waiting for a lock; True when nothing is left waiting."""
-        with _busy_timeout(connection, 0):
+        with busy_timeout(connection, 0):
             return self._pending.write(connection)
-
-    def _mark_interrupted_runs(self, connection: sqlite3.Connection) -> None:
-        """Mark ``interrupted`` the running runs whose writer on this host is gone. Best effort:
-        when the database is busy, the next open does it."""
-        rows = connection.execute(
-            "SELECT id, writer_host, writer_pid, writer_started FROM runs "
-            "WHERE status = 'running' AND writer_pid IS NOT NULL"
-        ).fetchall()
-        gone = [
-            (row["id"],)
-            for row in rows
-            if not is_alive(Writer(row["writer_host"], row["writer_pid"], row["writer_started"]))
-        ]
-        if not gone:
-            return
-        try:
-            with _busy_timeout(connection, _WRITE_WAIT_MS):
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    connection.executemany(
-                        "UPDATE runs SET status = 'interrupted' "
-                        "WHERE id = ? AND status = 'running'",
-                        gone,
-                    )
-                    connection.execute("COMMIT")
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
-        except sqlite3.OperationalError as exc:
-            logger.info("%s: left %d dead runs 'running' for now (%s)", self, len(gone), exc)
-            return
-        logger.info("%s: marked %d runs of processes that are gone 'interrupted'", self, len(gone))
 
     def _events(self, clause: str, params: tuple[Any, ...]) -> list[TraceEvent]:
         rows = self._fetch(f"SELECT {_EVENT_COLUMNS} FROM events {clause}", params)
@@ -469,36 +411,10 @@ class TraceStore:
 
     def _open(self) -> sqlite3.Connection:
         if self._connection is None:
-            raise ValueError(f"{self!r} is closed; open a new TraceStore on the same path")
+            raise TraceStoreError(
+                str(self.path), "this store is closed; open a new TraceStore on the same path"
+            )
         return self._connection
-
-
-@contextlib.contextmanager
-def _busy_timeout(connection: sqlite3.Connection, milliseconds: int) -> Iterator[None]:
-    """Wait at most ``milliseconds`` for another process's lock inside the block."""
-    connection.execute(f"PRAGMA busy_timeout = {milliseconds}")
-    try:
-        yield
-    finally:
-        connection.execute(f"PRAGMA busy_timeout = {_WRITE_WAIT_MS}")
-
-
-def _open_failure(error: sqlite3.Error) -> str:
-    """Why a file could not be opened as a trace database, and what to do."""
-    name = getattr(error, "sqlite_errorname", "")  # Python 3.11+; the text before that
-    if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT") or any(
-        words in str(error) for words in ("not a database", "malformed")
-    ):
-        return (
-            f"it is not a SQLite database, or it is damaged ({error}); "
-            "move it aside or give another path"
-        )
-    if name in ("SQLITE_BUSY", "SQLITE_LOCKED") or "locked" in str(error):
-        return (
-            f"another process held it locked for {_BUSY_TIMEOUT_MS // 1000} s ({error}); "
-            "try again when it is done, or give another path"
-        )
-    return f"it cannot be opened ({error})"
 
 
 def _to_json(value: Any) -> str | None:
@@ -524,7 +440,7 @@ def _safe_repr(value: Any) -> str:
 
 def _check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{what} {value!r} is not one of {', '.join(map(repr, allowed))}")
+        raise ConfigurationError(f"{what} {value!r} is not one of {', '.join(map(repr, allowed))}")
 
 
 def _marks(values: Collection[Any]) -> str:

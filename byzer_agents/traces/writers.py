@@ -19,6 +19,8 @@ __all__ = ["Writer", "is_alive", "this_process"]
 
 @dataclass(frozen=True)
 class Writer:
+    """The process that records a run: its host, its pid, and when it started."""
+
     host: str
     pid: int
     started: float | None

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from byzer_agents import LLM
+from byzer_agents import ByzerLLM
 from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.backends.scripted import Reply, ScriptedBackend
 from byzer_agents.traces import TraceStore
@@ -24,12 +24,13 @@ def trace_store(tmp_path: Path) -> TraceStore:
 
 
 @pytest.fixture
-def scripted(trace_store: TraceStore) -> Callable[..., tuple[LLM, ScriptedBackend]]:
-    """``scripted(*replies, capabilities=None)`` -> (llm, backend)."""
+def scripted(trace_store: TraceStore) -> Callable[..., tuple[ByzerLLM, ScriptedBackend]]:
+    """``scripted(*replies, capabilities=None)`` -> (llm, backend); a ByzerLLM, so the seed's
+    methods (``chat``, ``emb``, ``setup_*``) are there too."""
 
     def make(*replies: Reply, capabilities: Capabilities | None = None, **options: Any):
         backend = ScriptedBackend(replies, model="scripted", capabilities=capabilities)
-        llm = LLM.from_backend(backend, model="scripted", trace_store=trace_store, **options)
+        llm = ByzerLLM.from_backend(backend, model="scripted", trace_store=trace_store, **options)
         return llm, backend
 
     return make

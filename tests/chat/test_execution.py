@@ -131,7 +131,9 @@ def test_calls_that_ran_stay_on_the_response_when_the_retry_makes_only_the_fix(
     assert written == [1, 2] and response.values == ["row 1", "row 2"]
 
 
-def test_prompt_mode_feedback_lists_the_calls_that_ran_as_final(scripted) -> None:
+def test_prompted_feedback_gives_each_outcome_and_says_the_calls_that_ran_are_final(
+    scripted,
+) -> None:
     written: list[int] = []
 
     @tool
@@ -144,9 +146,13 @@ def test_prompt_mode_feedback_lists_the_calls_that_ran_as_final(scripted) -> Non
     llm, backend = scripted(first, second)
     response = chat(llm, "sync", tools=[write_row])
     assert written == [1] and response.values == ["row 1"]
-    feedback = backend.requests[1].messages[-1]["content"]
-    assert "no tool named 'nope'" in feedback
-    assert 'write_row({"n": 1}) returned "row 1"' in feedback and "final" in feedback
+    retry = [message["content"] for message in backend.requests[1].messages]
+    assert 'Result of write_row: "row 1"' in retry
+    assert any(
+        text.startswith("Result of nope: Error:") and "no tool named 'nope'" in text
+        for text in retry
+    )
+    assert "final and will not run again" in retry[-1] and "### write_row" in retry[-1]
 
 
 @pytest.mark.parametrize("path", PATHS)

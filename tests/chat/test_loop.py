@@ -105,8 +105,10 @@ def test_wrong_enum_is_fed_back_naming_the_field_then_fixed(scripted) -> None:
     assert response.values == [["-2 week", "now"]]
     assert response.metadata["attempts"] == 2
     feedback = backend.requests[1].messages
-    assert feedback[-2]["role"] == "assistant" and "fortnight" in feedback[-2]["content"]
-    assert "unit: Input should be 'day', 'week', 'month' or 'year'" in feedback[-1]["content"]
+    assert feedback[-3]["role"] == "assistant" and "fortnight" in feedback[-3]["content"]
+    result = feedback[-2]["content"]
+    assert result.startswith("Result of compute_date_range: Error:")
+    assert "unit: Input should be 'day', 'week', 'month' or 'year'" in result
 
 
 def test_unknown_tool_is_fed_back_with_the_tool_names(scripted) -> None:
@@ -116,8 +118,9 @@ def test_unknown_tool_is_fed_back_with_the_tool_names(scripted) -> None:
     )
     (response,) = llm.chat_oai("q", tools=[compute_date_range], execute_tool=True)
     assert response.values == [["-1 day", "now"]]
-    assert "no tool named 'get_weather'" in backend.requests[1].messages[-1]["content"]
-    assert "['compute_date_range']" in backend.requests[1].messages[-1]["content"]
+    result = backend.requests[1].messages[-2]["content"]
+    assert result.startswith("Result of get_weather: Error:")
+    assert "no tool named 'get_weather'" in result and "['compute_date_range']" in result
 
 
 def test_a_raising_tool_is_reported_on_the_response_and_not_retried(scripted) -> None:

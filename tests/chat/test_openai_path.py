@@ -10,7 +10,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
-from byzer_agents import LLM, ModelCallError, tool
+from byzer_agents import LLM, ByzerLLM, ModelCallError, tool
 from byzer_agents.core.protocol import Capabilities
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
 from tests.openai_server import serve_backend
@@ -111,7 +111,7 @@ def test_streaming_and_async_streaming_over_http() -> None:
 def test_embeddings_over_http_match_the_backend() -> None:
     backend = ScriptedBackend()
     with serve_backend(backend) as base_url:
-        llm = LLM.from_openai(model="scripted", base_url=base_url, api_key="unused")
+        llm = ByzerLLM.from_openai(model="scripted", base_url=base_url, api_key="unused")
         (vector,) = llm.emb(None, "hello")
     assert vector.output == pytest.approx(backend.embed(["hello"])[0])
 

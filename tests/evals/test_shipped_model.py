@@ -19,7 +19,7 @@ CONFIG = {"max_tokens": 48}
 def llm(ray_cluster: object) -> Iterator[LLM]:
     client = LLM()
     client.undeploy(NAME)
-    client.setup_cpus_per_worker(0.5).deploy(default_chat_model(), "custom/auto", NAME)
+    client.deploy(default_chat_model(), "custom/auto", NAME, cpus_per_worker=0.5)
     yield client
     client.undeploy(NAME)
 

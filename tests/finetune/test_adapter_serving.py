@@ -128,9 +128,8 @@ def llm(ray_cluster: object, tiny_adapter: Path, merged_model: Path) -> Iterator
     client = LLM()
     for name in (ADAPTED, MERGED):
         client.undeploy(name)
-    client.setup_cpus_per_worker(0.5)
-    client.deploy(tiny_adapter, "custom/auto", ADAPTED, {})
-    client.deploy(merged_model, "custom/auto", MERGED, {})
+    client.deploy(tiny_adapter, "custom/auto", ADAPTED, {}, cpus_per_worker=0.5)
+    client.deploy(merged_model, "custom/auto", MERGED, {}, cpus_per_worker=0.5)
     yield client
     for name in (ADAPTED, MERGED):
         client.undeploy(name)

@@ -218,15 +218,21 @@ def test_a_tool_that_raised_on_the_last_answer_leaves_the_run_out(store_path) ->
     )
 
 
-def test_a_prompt_mode_run_is_kept_as_the_model_saw_it(store_path) -> None:
+def test_a_run_with_tools_in_the_prompt_is_kept_in_the_native_shape(store_path) -> None:
+    # A model without native tools is asked through the prompted-tools adapter: its run is
+    # traced as every other is, so training renders it as the runtime would.
     answer = '```json\n{"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}]}\n```'
     llm = traced_llm(store_path, answer, capabilities=Capabilities())
     llm.chat_oai(QUESTION, tools=[add], execute_tool=True)
     llm.close()
     (example,) = examples_from_traces(store_path)
-    assert "### add" in example.messages[0]["content"]  # the tools were in the prompt
-    assert example.messages[1] == {"role": "assistant", "content": answer}
-    assert example.tools == ()
+    assert example.messages[0] == QUESTION[0]
+    (call,) = example.messages[1]["tool_calls"]
+    assert (call["function"]["name"], json.loads(call["function"]["arguments"])) == (
+        "add",
+        {"a": 1, "b": 2},
+    )
+    assert [tool["function"]["name"] for tool in example.tools] == ["add"]
 
 
 def test_an_empty_store_is_refused_naming_it_and_the_filters(store_path) -> None:

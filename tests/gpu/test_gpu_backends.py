@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from pydantic import BaseModel
 
-from byzer_agents import LLM
+from byzer_agents import ByzerLLM
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.llm_runtime.models import default_chat_model
 
@@ -37,8 +37,8 @@ def needs(module: str) -> pytest.MarkDecorator:
 
 
 @pytest.fixture
-def llm(ray_cluster: object) -> Iterator[LLM]:
-    client = LLM().setup_gpus_per_worker(1).setup_cpus_per_worker(1)
+def llm(ray_cluster: object) -> Iterator[ByzerLLM]:
+    client = ByzerLLM().setup_gpus_per_worker(1).setup_cpus_per_worker(1)
     yield client
     for name in client.list_models():
         if name.startswith("gpu-test-"):
@@ -64,7 +64,7 @@ def llm(ray_cluster: object) -> Iterator[LLM]:
     ],
 )
 def test_deploy_chat_extract_and_meta_on_cuda(
-    llm: LLM, backend: InferBackend, params: dict[str, str]
+    llm: ByzerLLM, backend: InferBackend, params: dict[str, str]
 ) -> None:
     name = f"gpu-test-{backend.name.lower()}"
     llm.setup_infer_backend(backend).deploy(default_chat_model(), "custom/auto", name, params)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 from pydantic import BaseModel
 
-from byzer_agents import LLM
+from byzer_agents import ByzerLLM
 from byzer_agents.llm_runtime.deploy_config import DeploymentSpec, InferParams, parse_model_type
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.llm_runtime.models import DEFAULT_CHAT_MODEL, default_chat_model
@@ -83,7 +83,7 @@ def test_kernel_injection_without_cuda_is_refused(converted_chat_model: Conversi
 
 def test_deploys_on_ray_with_the_seeds_infer_backend(ray_cluster: object) -> None:
     name = "test-smollm2-deepspeed"
-    llm = LLM()
+    llm = ByzerLLM()
     llm.undeploy(name)
     try:
         llm.setup_infer_backend(InferBackend.DeepSpeed).setup_cpus_per_worker(0.25)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from byzer_agents import LLM, ModelNotFoundError
+from byzer_agents import ByzerLLM, ModelNotFoundError
 from byzer_agents.llm_runtime import cluster
 from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
 from tests.openai_server import ServerURL, serve_backend
@@ -30,8 +30,8 @@ def endpoint() -> Iterator[ServerURL]:
 
 
 @pytest.fixture
-def llm(ray_cluster: cluster.ClusterInfo) -> Iterator[LLM]:
-    client = LLM()
+def llm(ray_cluster: cluster.ClusterInfo) -> Iterator[ByzerLLM]:
+    client = ByzerLLM()
     yield client
     for name in ("echo", "echo2"):
         client.undeploy(name)
@@ -67,7 +67,7 @@ def test_every_ray_listener_is_on_loopback(ray_cluster: cluster.ClusterInfo) -> 
     )
 
 
-def test_deploy_chat_meta_and_undeploy(llm: LLM, endpoint: ServerURL) -> None:
+def test_deploy_chat_meta_and_undeploy(llm: ByzerLLM, endpoint: ServerURL) -> None:
     deployment = llm.deploy("unused", "saas/openai", "echo", saas_params(endpoint))
     assert llm.chat_oai("ping", model="echo")[0].output == "pong"
     assert llm.is_model_exist("echo") and "echo" in llm.list_models()
@@ -79,7 +79,7 @@ def test_deploy_chat_meta_and_undeploy(llm: LLM, endpoint: ServerURL) -> None:
     assert not llm.is_model_exist("echo")
 
 
-def test_another_process_finds_the_deployment(llm: LLM, endpoint: ServerURL) -> None:
+def test_another_process_finds_the_deployment(llm: ByzerLLM, endpoint: ServerURL) -> None:
     llm.deploy("unused", "saas/openai", "echo", saas_params(endpoint))
     script = textwrap.dedent(
         """
@@ -98,7 +98,7 @@ def test_another_process_finds_the_deployment(llm: LLM, endpoint: ServerURL) -> 
 
 
 def test_a_killed_worker_is_replaced_and_the_next_request_succeeds(
-    llm: LLM, endpoint: ServerURL
+    llm: ByzerLLM, endpoint: ServerURL
 ) -> None:
     import ray
 
@@ -110,7 +110,7 @@ def test_a_killed_worker_is_replaced_and_the_next_request_succeeds(
     assert ray.get(worker.ping.remote()) != first_pid
 
 
-def test_two_workers_share_the_load(llm: LLM, endpoint: ServerURL) -> None:
+def test_two_workers_share_the_load(llm: ByzerLLM, endpoint: ServerURL) -> None:
     import ray
 
     llm.setup_num_workers(2).setup_cpus_per_worker(0.25)
@@ -121,7 +121,7 @@ def test_two_workers_share_the_load(llm: LLM, endpoint: ServerURL) -> None:
     assert served == [3, 3]
 
 
-def test_bad_deployments_fail_before_any_worker_starts(llm: LLM) -> None:
+def test_bad_deployments_fail_before_any_worker_starts(llm: ByzerLLM) -> None:
     with pytest.raises(
         ValueError, match=r"unknown pretrained_model_type 'custom/nope'.*custom/auto"
     ):
@@ -135,12 +135,14 @@ def test_bad_deployments_fail_before_any_worker_starts(llm: LLM) -> None:
     assert not llm.is_model_exist("bad")
 
 
-def test_unknown_model_on_ray_lists_the_deployments(llm: LLM) -> None:
+def test_unknown_model_on_ray_lists_the_deployments(llm: ByzerLLM) -> None:
     with pytest.raises(ModelNotFoundError, match="'ghost'"):
         llm.chat_oai("hi", model="ghost")
 
 
-def test_asking_for_more_cpus_than_are_free_fails_at_once(llm: LLM, endpoint: ServerURL) -> None:
+def test_asking_for_more_cpus_than_are_free_fails_at_once(
+    llm: ByzerLLM, endpoint: ServerURL
+) -> None:
     llm.setup_num_workers(1).setup_cpus_per_worker(64)
     with pytest.raises(RuntimeError, match=r"needs 64 CPU .* only [\d.]+ are free"):
         llm.deploy("unused", "saas/openai", "echo", saas_params(endpoint))

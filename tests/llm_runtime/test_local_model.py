@@ -13,7 +13,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel
 
-from byzer_agents import LLM, tool
+from byzer_agents import ByzerLLM, tool
 from byzer_agents.llm_runtime.models import default_chat_model, default_embedding_model
 from byzer_agents.types import ChatRequest
 from tests.tool_definitions import WEATHER_WITH_UNIT
@@ -25,8 +25,8 @@ LONG_ANSWER = "Count from 1 to 1000, one number per line."
 
 
 @pytest.fixture(scope="module")
-def llm(ray_cluster: object) -> Iterator[LLM]:
-    client = LLM()
+def llm(ray_cluster: object) -> Iterator[ByzerLLM]:
+    client = ByzerLLM()
     client.undeploy(NAME)
     client.undeploy(EMBEDDER)
     client.setup_cpus_per_worker(0.5).deploy(default_chat_model(), "custom/auto", NAME)
@@ -47,19 +47,19 @@ class City(BaseModel):
     country: str
 
 
-def test_chat_answers_through_the_deployment(llm: LLM) -> None:
+def test_chat_answers_through_the_deployment(llm: ByzerLLM) -> None:
     (answer,) = llm.chat_oai("What is the capital of France?", model=NAME, llm_config=GREEDY)
     assert "Paris" in answer.output
     assert answer.metadata["usage"]["completion_tokens"] > 0
 
 
-def test_stream_joins_to_the_same_answer(llm: LLM) -> None:
+def test_stream_joins_to_the_same_answer(llm: ByzerLLM) -> None:
     question = "Name one colour of the sky."
     (answer,) = llm.chat_oai(question, model=NAME, llm_config=GREEDY)
     assert "".join(llm.stream_chat_oai(question, model=NAME, llm_config=GREEDY)) == answer.output
 
 
-def test_tool_call_is_constrained_to_the_schema(llm: LLM) -> None:
+def test_tool_call_is_constrained_to_the_schema(llm: ByzerLLM) -> None:
     (answer,) = llm.chat_oai(
         "What is the weather in Paris?",
         tools=[get_weather],
@@ -76,20 +76,20 @@ def test_tool_call_is_constrained_to_the_schema(llm: LLM) -> None:
         assert value.startswith("21 degrees")
 
 
-def test_extract_returns_a_valid_instance(llm: LLM) -> None:
+def test_extract_returns_a_valid_instance(llm: ByzerLLM) -> None:
     city = llm.extract(City, "Paris is the capital of France.", model=NAME, max_retries=0,
                        llm_config={"temperature": 0, "max_tokens": 64})  # fmt: skip
     assert isinstance(city, City) and city.name and city.country
 
 
-def test_meta_describes_the_deployment(llm: LLM) -> None:
+def test_meta_describes_the_deployment(llm: ByzerLLM) -> None:
     meta = llm.get_meta(model=NAME)
     assert meta["backend"] == "transformers" and meta["device"] == "cpu"
     assert meta["architectures"] == ["LlamaForCausalLM"]
     assert meta["constrained_decoding"] is True and meta["num_workers"] == 1
 
 
-def test_embeddings_from_the_shipped_minilm(llm: LLM) -> None:
+def test_embeddings_from_the_shipped_minilm(llm: ByzerLLM) -> None:
     first, second, other = (
         vector.output
         for vector in llm.emb(
@@ -104,7 +104,7 @@ def test_embeddings_from_the_shipped_minilm(llm: LLM) -> None:
     assert dot(first, second) > dot(first, other)
 
 
-def worker_cpu_seconds_over(llm: LLM, window_s: float) -> float:
+def worker_cpu_seconds_over(llm: ByzerLLM, window_s: float) -> float:
     """CPU time the deployment's worker process uses in the next ``window_s`` seconds."""
     import psutil
     import ray
@@ -116,7 +116,7 @@ def worker_cpu_seconds_over(llm: LLM, window_s: float) -> float:
     return (after.user - before.user) + (after.system - before.system)
 
 
-def test_closing_a_stream_early_stops_the_worker(llm: LLM) -> None:
+def test_closing_a_stream_early_stops_the_worker(llm: ByzerLLM) -> None:
     pieces = llm.stream_chat_oai(LONG_ANSWER, model=NAME, llm_config={"max_tokens": 1000})
     for _ in range(5):
         next(pieces)
@@ -129,7 +129,7 @@ def test_closing_a_stream_early_stops_the_worker(llm: LLM) -> None:
     assert closing < 10
 
 
-def test_a_cancelled_stream_that_may_call_tools_stops_the_worker(llm: LLM) -> None:
+def test_a_cancelled_stream_that_may_call_tools_stops_the_worker(llm: ByzerLLM) -> None:
     """An answer that may call tools is sent whole, so the worker yields nothing while it
     decodes: the cancellation must reach the decode without a chunk to carry it."""
     request = ChatRequest(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from byzer_agents import LLM
+from byzer_agents import ByzerLLM
 from byzer_agents.llm_runtime.models import DEFAULT_CHAT_MODEL, default_chat_model
 from byzer_agents.types import ChatRequest
 
@@ -72,7 +72,7 @@ def test_quantized_model_still_answers(quantized: TransformersBackend) -> None:
 
 def test_seed_spelling_deploys_a_4_bit_model_on_ray(ray_cluster: object) -> None:
     name = "test-smollm2-quantized"
-    llm = LLM()
+    llm = ByzerLLM()
     llm.undeploy(name)
     try:
         llm.setup_cpus_per_worker(0.25).deploy(

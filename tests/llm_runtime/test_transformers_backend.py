@@ -368,7 +368,7 @@ def test_auto_tool_choice_reads_a_call_written_as_the_prompt_shows(
 ) -> None:
     # The prompt format shows calls in a fenced JSON block; a model that copies it takes the
     # grammar's free-text branch, and the call must still come back as a tool call.
-    from byzer_agents.llm_runtime.backends.transformers_backend import _Generated
+    from byzer_agents.llm_runtime.backends.local_chat import message_of
 
     prepared = chat_backend._prepare(
         ask("What is the weather in Paris?", tools=[WEATHER], tool_choice="auto")
@@ -376,7 +376,9 @@ def test_auto_tool_choice_reads_a_call_written_as_the_prompt_shows(
     fenced = (
         '```json\n{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]}\n```'
     )
-    content, calls = chat_backend._message(prepared, _Generated([1], fenced, "stop"))
+    content, calls = message_of(
+        fenced, spec=prepared.constraint, offers_tools=True, model_name="chat"
+    )
     assert prepared.constraint is not None and prepared.constraint.allows_text
     assert content is None
     assert [(call.function.name, call.function.arguments) for call in calls] == [
@@ -415,9 +417,9 @@ def test_seed_function_calling_no_tool_branch_runs_on_the_shipped_model(
 def test_setup_template_and_max_model_length_hold_for_llm_calls(
     chat_backend: TransformersBackend,
 ) -> None:
-    from byzer_agents import LLM
+    from byzer_agents import ByzerLLM
 
-    llm = LLM.from_backend(chat_backend, model="chat")
+    llm = ByzerLLM.from_backend(chat_backend, model="chat")
     llm.setup_template("chat", "default").setup_max_model_length("chat", 40)
     (answer,) = llm.chat_oai("Name a colour.", llm_config={"max_length": 8, "temperature": 0})
     assert answer.output.strip() and "\nUser:" not in answer.output

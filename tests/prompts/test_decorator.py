@@ -191,3 +191,52 @@ class Assistant:
 def test_method_prompts_bind_self_and_leave_it_out_of_the_context() -> None:
     assert Assistant("a pirate").introduce.prompt("Ada") == "I am a pirate; hello Ada."
     assert Assistant("a robot").introduce("Bob") == "I am a robot; hello Bob."
+
+
+class _Writer:
+    """A class whose prompts find their model on the instance, as in Byzer-LLM's examples."""
+
+    def __init__(self, client: RecordingClient) -> None:
+        self.llm = client
+
+    @prompt(lambda self: self.llm, render="simple")
+    def title_for(self, topic: str) -> str:
+        """Give a title for a story about {topic}."""
+
+
+def test_simple_render_fills_format_placeholders_and_leaves_jinja_syntax_alone() -> None:
+    @prompt(render="simple")
+    def ask(name: str) -> str:
+        """Hello {name}, {{ not jinja }}"""
+
+    assert ask.prompt("Ada") == "Hello Ada, { not jinja }"
+
+
+def test_simple_render_names_the_placeholder_it_cannot_fill() -> None:
+    @prompt(render="simple")
+    def ask(name: str) -> str:
+        """Hello {nobody}"""
+
+    with pytest.raises(PromptTemplateError, match="nobody"):
+        ask.prompt("Ada")
+
+
+def test_an_unknown_renderer_is_refused_naming_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match=r"render must be one of \['jinja2', 'simple'\]"):
+        prompt(render="mustache")
+
+
+def test_a_method_prompt_runs_on_the_model_its_instance_holds() -> None:
+    first, second = RecordingClient(output="One"), RecordingClient(output="Two")
+    assert _Writer(first).title_for("cats") == "One"
+    assert _Writer(second).title_for("dogs") == "Two"
+    assert first.calls[0][1] == [
+        {"role": "user", "content": "Give a title for a story about cats."}
+    ]
+    assert len(second.calls) == 1
+
+
+def test_with_llm_replaces_the_instance_lookup() -> None:
+    held, chosen = RecordingClient(output="held"), RecordingClient(output="chosen")
+    bound = _Writer(held).title_for.with_llm(chosen)
+    assert bound("cats") == "chosen" and not held.calls

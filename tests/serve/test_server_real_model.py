@@ -36,8 +36,8 @@ def server(ray_cluster: object) -> Iterator[BackgroundServer]:
     llm = LLM()
     for name in (CHAT, EMBEDDER):
         llm.undeploy(name)
-    llm.setup_cpus_per_worker(0.5).deploy(default_chat_model(), "custom/auto", CHAT)
-    llm.setup_cpus_per_worker(0.25).deploy(default_embedding_model(), "custom/bge", EMBEDDER)
+    llm.deploy(default_chat_model(), "custom/auto", CHAT, cpus_per_worker=0.5)
+    llm.deploy(default_embedding_model(), "custom/bge", EMBEDDER, cpus_per_worker=0.25)
     try:
         with BackgroundServer(LLM(), api_key="sk-local") as running:
             yield running

@@ -128,7 +128,7 @@ def worker_pid(ray_cluster: object) -> Iterator[int]:
 
     llm = LLM()
     llm.undeploy(CHAT)
-    deployment = llm.setup_cpus_per_worker(0.5).deploy(default_chat_model(), "custom/auto", CHAT)
+    deployment = llm.deploy(default_chat_model(), "custom/auto", CHAT, cpus_per_worker=0.5)
     try:
         yield int(ray.get(deployment.workers[0].ping.remote()))
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.llm_runtime.backends.transformers_backend import TransformersBackend
 
 __all__ = ["DeepSpeedBackend"]
@@ -32,7 +33,7 @@ class DeepSpeedBackend(TransformersBackend):
 
     def __init__(self, *args: Any, kernel_inject: bool | None = None, **kwargs: Any) -> None:
         if kwargs.get("quantization") is not None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"quantization={kwargs['quantization']!r} is not available with the DeepSpeed "
                 "backend; use InferBackend.Transformers for bitsandbytes 4/8-bit models"
             )
@@ -47,7 +48,7 @@ class DeepSpeedBackend(TransformersBackend):
         on_cuda = self.device.type == "cuda"
         inject = on_cuda if self._kernel_inject_asked is None else self._kernel_inject_asked
         if inject and not on_cuda:
-            raise ValueError(
+            raise ConfigurationError(
                 f"kernel_inject=True needs a CUDA device; this model runs on {self.device}"
             )
         engine = deepspeed.init_inference(
@@ -61,6 +62,7 @@ class DeepSpeedBackend(TransformersBackend):
         return wrapped
 
     def meta(self) -> dict[str, Any]:
+        """The transformers backend's meta, naming DeepSpeed and its kernel injection."""
         return {
             **super().meta(),
             "backend": "deepspeed",

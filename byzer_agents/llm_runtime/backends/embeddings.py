@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from byzer_agents.core.protocol import Capabilities
+from byzer_agents.exceptions import ConfigurationError, ConfigurationTypeError
 from byzer_agents.llm_runtime.models import DEFAULT_EMBEDDING_MODEL, default_embedding_model
 from byzer_agents.types import ChatCompletion, ChatCompletionChunk, ChatRequest
 
@@ -43,9 +44,9 @@ class EmbeddingBackend:
         num_threads: int | None = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be 1 or more; got {batch_size}")
+            raise ConfigurationError(f"batch_size must be 1 or more; got {batch_size}")
         if num_threads is not None and num_threads < 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"num_threads must be 1 or more, or None (torch's default); got {num_threads}"
             )
         path = (
@@ -78,10 +79,12 @@ class EmbeddingBackend:
 
     @property
     def capabilities(self) -> Capabilities:
+        """Embeddings only: no chat, no tools."""
         return _CAPABILITIES
 
     @property
     def dimension(self) -> int:
+        """How many numbers each embedding holds."""
         return self._dimension
 
     def __repr__(self) -> str:
@@ -92,13 +95,14 @@ class EmbeddingBackend:
     # -- the one protocol -------------------------------------------------------------------
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One normalized vector per text, in order."""
         if isinstance(texts, str):
-            raise TypeError(
+            raise ConfigurationTypeError(
                 f"embed takes a sequence of texts; got one string: wrap it, [{texts!r:.60}]"
             )
         bad = [index for index, text in enumerate(texts) if not isinstance(text, str)]
         if bad:
-            raise TypeError(
+            raise ConfigurationTypeError(
                 f"embed takes texts (str); item {bad[0]} is a {type(texts[bad[0]]).__name__}"
             )
         if not texts:
@@ -114,12 +118,15 @@ class EmbeddingBackend:
         return [[float(value) for value in vector] for vector in vectors]
 
     def chat(self, request: ChatRequest) -> ChatCompletion:
+        """Refused: an embedding model does not chat."""
         self._refuse("chat")
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+        """Refused: an embedding model does not chat."""
         self._refuse("stream")
 
     def meta(self) -> dict[str, Any]:
+        """What the model is and how it runs."""
         transformer = self._model[0] if len(self._model) else None
         config = getattr(getattr(transformer, "auto_model", None), "config", None)
         return {

@@ -30,6 +30,8 @@ from byzer_agents.core.call_attempts import attach_call_attempts
 from byzer_agents.core.protocol import Capabilities
 from byzer_agents.exceptions import (
     CallAttempt,
+    ConfigurationError,
+    ConfigurationTypeError,
     ModelCallError,
     ModelRateLimitError,
     ModelStreamBrokenError,
@@ -101,15 +103,19 @@ class OpenAIBackend:
         """``http_client`` / ``async_http_client``: the SDK's own HTTP clients (proxies, custom
         transports); the async one serves a single event loop, as its connections do."""
         if not model:
-            raise ValueError("model must name the endpoint's model, e.g. 'gpt-4o-mini'; got ''")
+            raise ConfigurationError(
+                "model must name the endpoint's model, e.g. 'gpt-4o-mini'; got ''"
+            )
         if max_retries is not None and retry is not None:
-            raise ValueError("give max_retries or retry (a RetryPolicy), not both")
+            raise ConfigurationError("give max_retries or retry (a RetryPolicy), not both")
         if max_retries is not None and max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more; got {max_retries}")
+            raise ConfigurationError(f"max_retries must be 0 or more; got {max_retries}")
         if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive seconds or None (no limit); got {timeout}")
+            raise ConfigurationError(
+                f"timeout must be positive seconds or None (no limit); got {timeout}"
+            )
         if azure is not None and not base_url:
-            raise ValueError(
+            raise ConfigurationError(
                 "Azure OpenAI needs base_url: the resource's endpoint, "
                 "https://<resource>.openai.azure.com"
             )
@@ -134,10 +140,12 @@ class OpenAIBackend:
 
     @property
     def capabilities(self) -> Capabilities:
+        """What the endpoint is taken to support (native tools and JSON schemas by default)."""
         return self._capabilities
 
     @property
     def max_retries(self) -> int:
+        """Retries after a request's first attempt (the retry policy's)."""
         return self.retry.retries
 
     def __repr__(self) -> str:
@@ -146,6 +154,7 @@ class OpenAIBackend:
     # -- the one protocol -------------------------------------------------------------------
 
     def chat(self, request: ChatRequest) -> ChatCompletion:
+        """One completion from the endpoint, under the retry policy."""
         kwargs = self._create_kwargs(request)
         recorder = self._recorder()
 
@@ -160,6 +169,7 @@ class OpenAIBackend:
         return _with_attempts(completion, recorder.records)
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+        """The endpoint's chunks as they arrive (the request is retried only before the first)."""
         kwargs = self._create_kwargs(request)
         recorder = self._recorder()
 
@@ -192,6 +202,7 @@ class OpenAIBackend:
                 raise self._broken(kwargs["model"], error, "".join(received), recorder) from None
 
     async def achat(self, request: ChatRequest) -> ChatCompletion:
+        """``chat`` on the SDK's async client."""
         kwargs = self._create_kwargs(request)
         recorder = self._recorder()
 
@@ -208,6 +219,7 @@ class OpenAIBackend:
         return _with_attempts(completion, recorder.records)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
+        """``stream`` on the SDK's async client."""
         kwargs = self._create_kwargs(request)
         recorder = self._recorder()
 
@@ -242,8 +254,9 @@ class OpenAIBackend:
                 raise self._broken(kwargs["model"], error, "".join(received), recorder) from None
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """The endpoint's embeddings of ``texts``, in order."""
         if isinstance(texts, str):
-            raise TypeError(
+            raise ConfigurationTypeError(
                 f"embed takes a sequence of texts; got one string: wrap it, [{texts!r:.60}]"
             )
         if not texts:
@@ -265,6 +278,7 @@ class OpenAIBackend:
         return [list(item.embedding) for item in sorted(response.data, key=lambda d: d.index)]
 
     def meta(self) -> dict[str, Any]:
+        """Which endpoint and model this is (no secrets)."""
         return {
             "model_deploy_type": "saas",
             "backend": "openai_compatible",
@@ -350,14 +364,14 @@ class OpenAIBackend:
         # The endpoint renders and counts its own prompts: a template or a context length set
         # for a local model would silently do nothing here, so say so instead.
         if request.chat_template is not None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{self.name!r} is an OpenAI-compatible endpoint, which renders prompts with its "
                 f"own chat template; setup_template({self.name!r}, "
                 f"{request.chat_template.name!r}) applies to local deployments only: "
                 f"use setup_template({self.name!r}, 'auto')"
             )
         if request.max_model_len is not None:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{self.name!r} is an OpenAI-compatible endpoint, which holds requests to its own "
                 f"context length; setup_max_model_length({self.name!r}, "
                 f"{request.max_model_len}) applies to local deployments only (which count the "

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from byzer_agents.core.protocol import Capabilities
+from byzer_agents.exceptions import ConfigurationError, ConfigurationTypeError
 from byzer_agents.types import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -50,7 +51,7 @@ class ScriptedBackend:
         delay_s: float = 0.0,
     ) -> None:
         if delay_s < 0:
-            raise ValueError(f"delay_s must be 0 or more; got {delay_s}")
+            raise ConfigurationError(f"delay_s must be 0 or more; got {delay_s}")
         self.model = model
         self._replies = list(replies)
         self._capabilities = capabilities or Capabilities(embeddings=True)
@@ -62,13 +63,16 @@ class ScriptedBackend:
 
     @property
     def capabilities(self) -> Capabilities:
+        """The capabilities this test double claims (set when built)."""
         return self._capabilities
 
     def add(self, *replies: Reply) -> None:
+        """Queue more replies, after those left."""
         with self._lock:
             self._replies.extend(replies)
 
     def chat(self, request: ChatRequest) -> ChatCompletion:
+        """The next scripted reply as a completion (an error reply is raised)."""
         completion = self._next_completion(request)
         time.sleep(self._delay_s)
         return completion
@@ -85,6 +89,7 @@ class ScriptedBackend:
         return self._completion(reply, request)
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+        """The next scripted reply, as stream chunks."""
         completion = self._next_completion(request)
         text = completion.choices[0].message.content or ""
         pieces = [text[i : i + 4] for i in range(0, len(text), 4)]
@@ -112,6 +117,7 @@ class ScriptedBackend:
         return vectors
 
     def meta(self) -> dict[str, Any]:
+        """What this double is, and how many replies are left."""
         return {
             "model_deploy_type": "scripted",
             "backend": "scripted",
@@ -148,7 +154,9 @@ class ScriptedBackend:
                 finish_reason=reply.get("finish_reason"),
                 usage=_usage(request, content or json.dumps(reply.get("tool_calls", []))),
             )
-        raise TypeError(f"cannot replay {reply!r}: give text, a dict, a ChatCompletion or an error")
+        raise ConfigurationTypeError(
+            f"cannot replay {reply!r}: give text, a dict, a ChatCompletion or an error"
+        )
 
 
 def _usage(request: ChatRequest, output: str) -> CompletionUsage:

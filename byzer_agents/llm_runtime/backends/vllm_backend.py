@@ -20,46 +20,58 @@ tests/vllm/README.md).
 from __future__ import annotations
 
 import asyncio
-import functools
-import logging
 import queue
 import threading
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.completion_usage import CompletionUsage
 
 from byzer_agents.core.protocol import Capabilities
+from byzer_agents.exceptions import ConfigurationError, ModelCallError
+from byzer_agents.llm_runtime.backends.local_chat import (
+    EndMarkers,
+    answer_chunks,
+    answer_finish_reason,
+    closing_chunks,
+    completion_of,
+    end_markers,
+    engine_meta,
+    new_tokens_for,
+    no_embeddings,
+    sampling_of,
+    single_choice,
+    stop_strings,
+    usage_of,
+)
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
 from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
-from byzer_agents.llm_runtime.context_length import new_token_budget
-from byzer_agents.llm_runtime.structured_output import (
-    OutputSpec,
-    output_spec,
-    tool_calls_in_text,
-    wants_constraint,
-)
+from byzer_agents.llm_runtime.structured_output import OutputSpec, output_spec, wants_constraint
 from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
-from byzer_agents.types import (
-    ChatRequest,
-    make_chunk,
-    make_completion,
-    make_tool_call,
-    make_tool_call_chunk,
-)
+from byzer_agents.types import ChatRequest, CompletionUsage, make_chunk
 
 __all__ = ["VLLMBackend"]
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_TOKENS = 512
-"""New tokens per request when it sets no ``max_tokens`` (never beyond ``max_model_len``)."""
-
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A request as the engine takes it, and how to read its answer."""
+
+    prompt_ids: list[int]
+    params: Any
+    """vLLM's ``SamplingParams``."""
+    spec: OutputSpec | None
+    """What vLLM's structured outputs hold the answer to; None when nothing does."""
+    offers_tools: bool
+
+    def usage(self, generated: Any) -> CompletionUsage:
+        return usage_of(len(self.prompt_ids), len(generated.token_ids))
 
 
 class VLLMBackend:
@@ -85,13 +97,17 @@ class VLLMBackend:
         enforce_eager: bool | None = None,
     ) -> None:
         if not model_name:
-            raise ValueError("model_name must name the deployment, e.g. 'SmolLM2-135M-Instruct'")
+            raise ConfigurationError(
+                "model_name must name the deployment, e.g. 'SmolLM2-135M-Instruct'"
+            )
         if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
-            raise ValueError(
+            raise ConfigurationError(
                 f"gpu_memory_utilization must be in (0, 1]; got {gpu_memory_utilization}"
             )
         if tensor_parallel_size < 1:
-            raise ValueError(f"tensor_parallel_size must be 1 or more; got {tensor_parallel_size}")
+            raise ConfigurationError(
+                f"tensor_parallel_size must be 1 or more; got {tensor_parallel_size}"
+            )
         from transformers import AutoTokenizer
         from vllm import AsyncEngineArgs, AsyncLLMEngine
 
@@ -102,7 +118,7 @@ class VLLMBackend:
         self.chat_template = (
             Templates.from_tokenizer(self._tokenizer) or chat_template or Templates.chatml()
         )
-        self._stop_token_ids, self._stop_texts = self._end_markers(self.chat_template)
+        self._ends = self._end_markers(self.chat_template)
 
         options: dict[str, Any] = {
             "model": str(self.checkpoint),
@@ -144,6 +160,7 @@ class VLLMBackend:
 
     @property
     def capabilities(self) -> Capabilities:
+        """Chat with native tools and JSON schemas (structured outputs), streaming."""
         return self._capabilities
 
     def __repr__(self) -> str:
@@ -168,9 +185,12 @@ class VLLMBackend:
     # -- the protocol -------------------------------------------------------------------------
 
     def chat(self, request: ChatRequest) -> ChatCompletion:
+        """One answer to ``request``, batched by vLLM's engine with the others in flight."""
         return self._wait(self._achat(request))
 
     def stream(self, request: ChatRequest) -> Iterator[ChatCompletionChunk]:
+        """Deltas as they decode, then the finish reason, then the usage; closing the stream aborts
+        the request."""
         chunks: queue.Queue[ChatCompletionChunk | BaseException | None] = queue.Queue()
 
         async def pump() -> None:
@@ -192,165 +212,124 @@ class VLLMBackend:
             future.cancel()  # the reader stopped early: abort the request
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        raise NotImplementedError(
-            f"{self.model_name!r} is a chat model (VLLMBackend): it makes no embeddings; deploy "
-            "an embedding model (EmbeddingBackend, e.g. all-MiniLM-L6-v2) for embed()"
-        )
+        """Refused: a chat model makes no embeddings."""
+        raise no_embeddings(self.model_name, "VLLMBackend")
 
     def meta(self) -> dict[str, Any]:
+        """What the model is and how vLLM runs it."""
         import vllm
         from vllm.platforms import current_platform
 
         return {
-            "model_deploy_type": "local",
-            "backend": "vllm",
+            **engine_meta(self, "vllm", dtype=self.dtype, device=str(current_platform.device_type)),
             "vllm_version": vllm.__version__,
-            "model": self.model_name,
-            "model_path": str(self.model_path),
-            "checkpoint": str(self.checkpoint),
-            "max_model_len": self.max_model_len,
-            "dtype": self.dtype,
-            "device": str(current_platform.device_type),
             "tensor_parallel_size": self.tensor_parallel_size,
-            "chat_template": self.chat_template.name,
             "constrained_decoding": True,
         }
 
     # -- requests -----------------------------------------------------------------------------
 
     async def _achat(self, request: ChatRequest) -> ChatCompletion:
-        prompt_ids, params, spec = self._prepare(request)
+        prepared = self._prepare(request)
         final = None
-        async for output in self._generate(prompt_ids, params):
+        async for output in self._generate(prepared):
             final = output
-        if final is None:
-            raise RuntimeError(f"vLLM returned no output for a request to {self.model_name!r}")
-        generated = final.outputs[0]
-        content, tool_calls = self._message(request, spec, generated.text)
-        return make_completion(
-            model=self.model_name,
-            content=content,
-            tool_calls=tool_calls or None,
-            finish_reason=_finish_reason(generated.finish_reason, bool(tool_calls)),
-            usage=_usage(len(prompt_ids), len(generated.token_ids)),
+        generated = self._answer(final)
+        return completion_of(
+            generated.text,
+            model_name=self.model_name,
+            spec=prepared.spec,
+            offers_tools=prepared.offers_tools,
+            reason=_reason(generated.finish_reason),
+            usage=prepared.usage(generated),
         )
 
     async def _astream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         """Deltas as they decode, then a chunk with the finish reason, then one with the usage.
         An answer that may call tools is sent whole once it is complete (as the transformers
         backend does)."""
-        prompt_ids, params, spec = self._prepare(request)
+        prepared = self._prepare(request)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-        whole = offers_tools(request)
-        chunk = functools.partial(make_chunk, model=self.model_name, completion_id=completion_id)
         sent = ""
         final = None
-        async for output in self._generate(prompt_ids, params):
+        async for output in self._generate(prepared):
             final = output
             text = output.outputs[0].text
-            if not whole and len(text) > len(sent):
-                yield chunk(content=text[len(sent) :])
-                sent = text
-        if final is None:
-            raise RuntimeError(f"vLLM returned no output for a request to {self.model_name!r}")
-        generated = final.outputs[0]
-        if whole:
-            content, tool_calls = self._message(request, spec, generated.text)
-            if tool_calls:
-                yield make_tool_call_chunk(
-                    model=self.model_name, completion_id=completion_id, tool_calls=tool_calls
+            if not prepared.offers_tools and len(text) > len(sent):
+                yield make_chunk(
+                    model=self.model_name, completion_id=completion_id, content=text[len(sent) :]
                 )
-            elif content:
-                yield chunk(content=content)
-        else:
-            tool_calls = []
-        yield chunk(finish_reason=_finish_reason(generated.finish_reason, bool(tool_calls)))
-        yield chunk(usage=_usage(len(prompt_ids), len(generated.token_ids)))
+                sent = text
+        generated = self._answer(final)
+        called = False
+        if prepared.offers_tools:
+            chunks, called = answer_chunks(
+                generated.text,
+                model_name=self.model_name,
+                completion_id=completion_id,
+                spec=prepared.spec,
+                offers_tools=True,
+            )
+            for chunk in chunks:
+                yield chunk
+        for chunk in closing_chunks(
+            model_name=self.model_name,
+            completion_id=completion_id,
+            finish_reason=answer_finish_reason(_reason(generated.finish_reason), called=called),
+            usage=prepared.usage(generated),
+        ):
+            yield chunk
 
-    def _generate(self, prompt_ids: list[int], params: Any) -> AsyncIterator[Any]:
+    def _generate(self, prepared: _Prepared) -> AsyncIterator[Any]:
         request_id = f"{self.model_name}-{uuid.uuid4().hex}"
         outputs: AsyncIterator[Any] = self._engine.generate(
-            {"prompt_token_ids": prompt_ids}, params, request_id
+            {"prompt_token_ids": prepared.prompt_ids}, prepared.params, request_id
         )
         return outputs
 
-    def _prepare(self, request: ChatRequest) -> tuple[list[int], Any, OutputSpec | None]:
+    def _answer(self, final: Any) -> Any:
+        """The one choice of the engine's last output."""
+        if final is None:
+            raise ModelCallError(self.model_name, "vLLM returned no output for the request")
+        return final.outputs[0]
+
+    def _prepare(self, request: ChatRequest) -> _Prepared:
         from vllm import SamplingParams
 
-        if request.n != 1:
-            raise ValueError(
-                f"n={request.n}: VLLMBackend answers with one choice per request; send n=1 "
-                "(concurrent requests are batched)"
-            )
-        if request.temperature is not None and request.temperature < 0:
-            raise ValueError(f"temperature must be 0 (greedy) or more; got {request.temperature}")
-        stops = list(request.stop or [])
-        if any(not stop for stop in stops):
-            raise ValueError(f"stop strings must not be empty; got {stops!r}")
+        single_choice(request, "VLLMBackend")
+        sampling, stops = sampling_of(request), stop_strings(request)
         # A template the caller set (LLM.setup_template) replaces the model's, stops included.
         template = request.chat_template or self.chat_template
-        stop_token_ids, stop_texts = (
-            (self._stop_token_ids, self._stop_texts)
-            if request.chat_template is None
-            else self._end_markers(request.chat_template)
-        )
+        ends = self._ends if request.chat_template is None else self._end_markers(template)
         prompt_ids = list(
             self._tokenizer(render_chat_prompt(template, request), add_special_tokens=False)[
                 "input_ids"
             ]
         )
-        max_tokens = new_token_budget(
+        max_tokens = new_tokens_for(
             request,
             prompt_tokens=len(prompt_ids),
             model_name=self.model_name,
             model_len=self.max_model_len,
-            default=DEFAULT_MAX_TOKENS,
         )
         spec = None
         if wants_constraint(request):
             spec = output_spec(request, max_new_tokens=max_tokens)
+        if spec is not None and spec.output_schema is None:
+            spec = None  # tool_choice "auto": the model writes freely, its calls read from text
         params = SamplingParams(
-            temperature=float(request.temperature or 0.0),
-            top_p=float(request.top_p or 1.0),
+            temperature=sampling.temperature or 0.0,
+            top_p=sampling.top_p,
             max_tokens=max_tokens,
             seed=request.seed,
-            stop=list(dict.fromkeys([*stops, *stop_texts])) or None,
-            stop_token_ids=list(stop_token_ids),
+            stop=list(dict.fromkeys([*stops, *ends.texts])) or None,
+            stop_token_ids=sorted(ends.token_ids),
             **_structured(spec),
         )
-        return prompt_ids, params, spec
+        return _Prepared(prompt_ids, params, spec, offers_tools(request))
 
-    def _message(
-        self, request: ChatRequest, spec: OutputSpec | None, text: str
-    ) -> tuple[str | None, list[Any]]:
-        """The answer's content and tool calls; a constrained output that fails its check comes
-        back as text for the chat loop to see and feed back."""
-        if spec is not None and spec.output_schema is not None:
-            problem = spec.check(text)
-            if problem is not None:
-                logger.warning(
-                    "%s: constrained output does not validate: %s", self.model_name, problem
-                )
-                return text, []
-            content, wanted = spec.to_message(text)
-            return content, [make_tool_call(name, arguments) for name, arguments in wanted]
-        if offers_tools(request) and (calls := tool_calls_in_text(text)):
-            return None, calls
-        return text, []
-
-    def _end_markers(self, template: ChatTemplate) -> tuple[tuple[int, ...], tuple[str, ...]]:
-        """The token ids that end an answer, and ``template``'s stop strings that are no token."""
-        ids: set[int] = set()
-        if self._tokenizer.eos_token_id is not None:
-            ids.add(int(self._tokenizer.eos_token_id))
-        vocabulary = self._tokenizer.get_vocab()
-        texts = []
-        for stop in template.stop:
-            if stop in vocabulary:
-                ids.add(int(vocabulary[stop]))
-            else:
-                texts.append(stop)
-        return tuple(sorted(ids)), tuple(texts)
+    def _end_markers(self, template: ChatTemplate) -> EndMarkers:
+        return end_markers(self._tokenizer, template, model_name=self.model_name)
 
     def _wait(self, work: Coroutine[Any, Any, _T]) -> _T:
         future: Future[_T] = asyncio.run_coroutine_threadsafe(work, self._loop)
@@ -372,15 +351,6 @@ def _structured(spec: OutputSpec | None) -> dict[str, Any]:
     return {"structured_outputs": StructuredOutputsParams(json=schema, disable_any_whitespace=True)}
 
 
-def _finish_reason(reason: str | None, called: bool) -> Literal["stop", "length", "tool_calls"]:
-    if called:
-        return "tool_calls"
+def _reason(reason: str | None) -> Literal["stop", "length"]:
+    """vLLM's finish reason as ours: cut off by the token limit, or ended."""
     return "length" if reason == "length" else "stop"
-
-
-def _usage(prompt_tokens: int, completion_tokens: int) -> CompletionUsage:
-    return CompletionUsage(
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt_tokens + completion_tokens,
-    )

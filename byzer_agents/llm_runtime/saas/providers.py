@@ -14,11 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from byzer_agents.exceptions import ConfigurationError
+
 __all__ = ["SAAS_PROVIDERS", "SaasProvider", "saas_provider", "saas_provider_names"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class SaasProvider:
+    """A SaaS provider a ``saas/<provider>`` deployment may name: its endpoint and which API it
+    speaks."""
+
     name: str
     base_url: str | None
     """The OpenAI-compatible API's root; ``None``: the SDK's default (OpenAI), or none at all
@@ -62,7 +67,7 @@ def saas_provider(name: str) -> SaasProvider:
     """The provider called ``name``; an error naming the accepted ones otherwise."""
     found = SAAS_PROVIDERS.get(name.strip().lower())
     if found is None:
-        raise ValueError(
+        raise ConfigurationError(
             f"unknown SaaS provider {name!r}; accepted: {', '.join(saas_provider_names())}. "
             "Any other OpenAI-compatible endpoint: 'saas/openai' with infer_params "
             "saas.base_url=<its URL>"

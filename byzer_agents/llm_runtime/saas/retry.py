@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import openai
 import tenacity
 
-from byzer_agents.exceptions import CallAttempt
+from byzer_agents.exceptions import CallAttempt, ConfigurationError
 
 __all__ = [
     "TRANSPORT_ERRORS",
@@ -57,6 +57,8 @@ TRANSPORT_ERRORS = _transport_errors()
 
 @dataclass(frozen=True, kw_only=True)
 class RetryPolicy:
+    """How often and how patiently a SaaS request is retried (429, 5xx, connection errors)."""
+
     retries: int = 2
     """Attempts after the first; 0: one request only."""
     backoff_s: float = 0.5
@@ -71,10 +73,11 @@ class RetryPolicy:
             ("max_wait_s", self.max_wait_s),
         ):
             if value < 0:
-                raise ValueError(f"RetryPolicy.{name} must be 0 or more; got {value}")
+                raise ConfigurationError(f"RetryPolicy.{name} must be 0 or more; got {value}")
 
 
 def status_code_of(error: BaseException) -> int | None:
+    """The HTTP status of an SDK error; None for anything else."""
     return error.status_code if isinstance(error, openai.APIStatusError) else None
 
 
@@ -136,10 +139,12 @@ class AttemptRecorder:
         ) + tenacity.wait_random(0, policy.backoff_s)
 
     def run(self, send: Callable[[], T]) -> T:
+        """Call ``send`` under the policy, recording each attempt."""
         retrying = tenacity.Retrying(**self._tenacity_options())
         return retrying(self._recorded, send)
 
     async def arun(self, send: Callable[[], Awaitable[T]]) -> T:
+        """``run`` for a coroutine function."""
         retrying = tenacity.AsyncRetrying(**self._tenacity_options())
         return await retrying(self._arecorded, send)
 

@@ -1,5 +1,5 @@
 """A SaaS deployment's ``saas.*`` infer_params as typed settings, checked against its provider
-before any worker starts, and the backend a worker builds from them.
+before any worker starts (the worker builds the backend from them: ``worker.build_backend``).
 
 The keys are Byzer-LLM's (``saas.api_key``, ``saas.model``, ``saas.base_url`` / ``saas.api_base``,
 Azure's ``saas.api_type``, ``saas.api_version``, ``saas.deployment_id``, and
@@ -12,7 +12,7 @@ in the JSON handed to the worker process (``reveal_secrets`` in the serializatio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -24,16 +24,13 @@ from pydantic import (
     field_validator,
 )
 
-from byzer_agents.llm_runtime.saas.providers import SaasProvider, saas_provider
-
-if TYPE_CHECKING:
-    from byzer_agents.llm_runtime.backends.openai_compatible import OpenAIBackend
+from byzer_agents.exceptions import ConfigurationError
+from byzer_agents.llm_runtime.saas.providers import SaasProvider
 
 __all__ = [
     "REVEAL_SECRETS",
     "SAAS_KEY_ALIASES",
     "SaasParams",
-    "build_saas_backend",
     "parse_saas_params",
 ]
 
@@ -100,12 +97,13 @@ class SaasParams(BaseModel):
         return key.get_secret_value() if context.get(REVEAL_SECRETS) else str(key)
 
     def is_azure(self, provider: SaasProvider) -> bool:
+        """Whether these settings speak Azure OpenAI's API to ``provider``."""
         return provider.api == "azure" or self.api_type == "azure"
 
     def check(self, provider: SaasProvider, udf_name: str) -> None:
         """Refuse settings that cannot work with ``provider``, naming the key and the remedy."""
         if provider.api == "azure" and self.api_type == "openai":
-            raise ValueError(
+            raise ConfigurationError(
                 "saas.api_type='openai' contradicts pretrained_model_type 'saas/azure_openai'; "
                 "drop saas.api_type, or use 'saas/openai'"
             )
@@ -113,18 +111,18 @@ class SaasParams(BaseModel):
             needed = {"saas.api_base": self.base_url, "saas.api_version": self.api_version}
             missing = [key for key, value in needed.items() if not value]
             if missing:
-                raise ValueError(
+                raise ConfigurationError(
                     f"an Azure OpenAI deployment needs {' and '.join(missing)}: the resource's "
                     "endpoint (https://<resource>.openai.azure.com) and the API version "
                     "(e.g. '2024-10-21')"
                 )
         elif self.api_version or self.deployment_id:
-            raise ValueError(
+            raise ConfigurationError(
                 "saas.api_version and saas.deployment_id apply to Azure OpenAI only; use "
                 "'saas/azure_openai' (or saas.api_type='azure')"
             )
         if udf_name in self.fallbacks:
-            raise ValueError(f"saas.fallbacks names the deployment itself ({udf_name!r})")
+            raise ConfigurationError(f"saas.fallbacks names the deployment itself ({udf_name!r})")
 
 
 def parse_saas_params(params: Mapping[str, Any]) -> SaasParams:
@@ -134,37 +132,8 @@ def parse_saas_params(params: Mapping[str, Any]) -> SaasParams:
         name = SAAS_KEY_ALIASES.get(key, key)
         if name not in SaasParams.model_fields:
             accepted = sorted(f"saas.{n}" for n in (*SaasParams.model_fields, *SAAS_KEY_ALIASES))
-            raise ValueError(
+            raise ConfigurationError(
                 f"unknown infer_params key 'saas.{key}'; the saas keys are: {', '.join(accepted)}"
             )
         data[name] = value
     return SaasParams(**data)
-
-
-def build_saas_backend(udf_name: str, provider_name: str, params: SaasParams) -> OpenAIBackend:
-    """The backend a worker serves a ``saas/<provider>`` deployment with."""
-    from byzer_agents.llm_runtime.backends.openai_compatible import AzureSettings, OpenAIBackend
-    from byzer_agents.llm_runtime.saas.retry import RetryPolicy
-
-    provider = saas_provider(provider_name)
-    params.check(provider, udf_name)
-    model = params.model or udf_name
-    azure = None
-    if params.is_azure(provider):
-        assert params.api_version is not None  # checked above
-        azure = AzureSettings(
-            api_version=params.api_version, deployment=params.deployment_id or model
-        )
-    return OpenAIBackend(
-        model=model,
-        name=udf_name,
-        base_url=params.base_url or provider.base_url,
-        api_key=params.api_key.get_secret_value() if params.api_key is not None else None,
-        timeout=params.request_timeout,
-        retry=RetryPolicy(
-            retries=params.retry_count,
-            backoff_s=params.retry_backoff_s,
-            max_wait_s=params.max_retry_wait_s,
-        ),
-        azure=azure,
-    )

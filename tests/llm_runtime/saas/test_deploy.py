@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from byzer_agents import LLM
+from byzer_agents import LLM, ByzerLLM
 from byzer_agents.exceptions import ModelCallError, ModelRateLimitError, ModelStreamBrokenError
 from byzer_agents.llm_runtime import cluster
 from byzer_agents.llm_runtime.deployment import RayDeployment
@@ -36,7 +36,7 @@ def deployed(ray_cluster: cluster.ClusterInfo) -> Iterator[Deployed]:
     """Three deployments for the module: DIRECT (2 workers, retries, no fallbacks), ROUTED (no
     retries, falls back to BACKUP), both on the flaky server, and BACKUP on a healthy one."""
     with serve_faults(api_key=KEY) as flaky, serve_faults(api_key=KEY) as backup:
-        llm = LLM()
+        llm = ByzerLLM()
         llm.setup_cpus_per_worker(0.1).setup_gpus_per_worker(0)
         common = {"saas.api_key": KEY, "saas.model": "fault", "saas.retry_backoff_s": 0}
         try:
