@@ -17,8 +17,9 @@ from byzer_agents.chat.flows import ChatSettings, Flow, typed_answer_from_text, 
 from byzer_agents.chat.results import LLMResponse
 from byzer_agents.chat.streaming import PartialAnswers, astream_text, stream_text
 from byzer_agents.chat.tracing import RunTracer
+from byzer_agents.core.prompted_backend import with_prompted_tools
 from byzer_agents.core.protocol import ChatBackend
-from byzer_agents.exceptions import ConfigurationError
+from byzer_agents.exceptions import ConfigurationError, ExtractionError
 from byzer_agents.llm_calls import ChatOptions, Conversation, ExtractOptions, ToolChoiceLike
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.model_registry import ModelRegistry
@@ -398,8 +399,8 @@ class LLM:
         try:
             yield typed_answer_from_text(settings, text, cls)
             return
-        except ValueError as exc:
-            problem = str(exc)
+        except ExtractionError as exc:
+            problem = exc.attempts[-1].error
         # The streamed answer did not validate: continue the conversation with the feedback.
         retry = [
             *request.messages,
@@ -453,7 +454,9 @@ class LLM:
             chat_template=options.chat_template,
             max_model_len=options.max_model_len,
         )
-        return settings, backend
+        # Streams go straight to the backend, not through the driver: a model without native tools
+        # reads an earlier tool exchange in the conversation as text, as the loop would write it.
+        return settings, with_prompted_tools(backend, options.formats.function_calling)
 
     def _prepare(
         self,

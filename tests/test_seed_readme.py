@@ -13,11 +13,13 @@ Each test holds the README's code as the README writes it (allwefantasy/byzer-ll
   project's tool-calling adapter, for the Qwen-72B of the function-calling section;
   ``default_embedding_model()``: all-MiniLM-L6-v2 for bge-large-zh);
 - deploy resources: this machine has 2 CPUs and no GPU, so ``setup_gpus_per_worker(0)``,
-  ``setup_num_workers(1)``, and the transformers backend where the README asks for vLLM;
+  ``setup_num_workers(1)``, ``setup_cpus_per_worker(0.25)`` (0.1 for SaaS, so every deployment
+  fits beside one an earlier test left running), and the transformers backend where the README
+  asks for vLLM;
 - SaaS endpoints: the prompt examples' ``sparkdesk_chat`` is a ``saas/sparkdesk`` deployment,
   and the qianwen snippet's ``saas/qianwen`` one gets a ``saas.base_url``: both talk to a local
   OpenAI-compatible server (tests/openai_server.py) on 127.0.0.1, answering from the deployed
-  SmolLM2, with ``setup_cpus_per_worker(0.1)`` so every deployment fits in 2 CPUs;
+  SmolLM2;
 - ``llm_config={"max_length": N}`` on the calls whose free text would otherwise run to the
   backend's default length, so the module runs in minutes on 2 CPUs;
 - the README's own slips, each marked where it is fixed: ``lm.`` for ``llm.``,
@@ -193,7 +195,7 @@ def seed(ray_cluster: object) -> Iterator[Seed]:
 
         llm = ByzerLLM()
 
-        llm.setup_gpus_per_worker(0).setup_num_workers(1)  # README: setup_gpus_per_worker(4)
+        llm.setup_gpus_per_worker(0).setup_num_workers(1).setup_cpus_per_worker(0.25)  # README: setup_gpus_per_worker(4)
         llm.setup_infer_backend(InferBackend.transformers)
 
         llm.deploy(model_path=default_chat_model(),  # README: "/home/byzerllm/models/openbuddy-llama2-13b64k-v15"
@@ -209,7 +211,7 @@ def seed(ray_cluster: object) -> Iterator[Seed]:
         ray.init(address="auto",namespace="default",ignore_reinit_error=True)
         llm = ByzerLLM()
 
-        llm.setup_gpus_per_worker(0).setup_num_workers(1).setup_infer_backend(InferBackend.Transformers)  # README: (0.4), (2)
+        llm.setup_gpus_per_worker(0).setup_num_workers(1).setup_cpus_per_worker(0.25).setup_infer_backend(InferBackend.Transformers)  # README: (0.4), (2)
         llm.deploy(
             model_path=default_embedding_model(),  # README: "/home/byzerllm/models/bge-large-zh"
             pretrained_model_type="custom/bge",
@@ -228,7 +230,7 @@ def seed(ray_cluster: object) -> Iterator[Seed]:
 
         model_location=default_tool_model()  # README: "/home/byzerllm/models/Qwen-72B-Chat"
 
-        llm.setup_gpus_per_worker(0).setup_num_workers(1).setup_infer_backend(InferBackend.Transformers)  # README: (8), VLLM
+        llm.setup_gpus_per_worker(0).setup_num_workers(1).setup_cpus_per_worker(0.25).setup_infer_backend(InferBackend.Transformers)  # README: (8), VLLM
         llm.deploy(
             model_path=model_location,
             pretrained_model_type="custom/auto",
