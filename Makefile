@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Extras to install; a value naming local, finetune or all installs the CPU torch pin first.
-EXTRAS ?= dev,local,deepspeed,serve,finetune
+EXTRAS ?= dev,local,deepspeed,serve,finetune,mcp
 comma := ,
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
@@ -56,6 +56,7 @@ bench:
 	$(MAKE) install EXTRAS=dev,bench
 	$(PY) benchmarks/bench_schema.py
 	$(PY) benchmarks/bench_loop.py
+	$(PY) benchmarks/bench_agent.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

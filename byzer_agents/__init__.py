@@ -15,10 +15,12 @@ from byzer_agents.exceptions import (
     ConfigurationError,
     ConfigurationTypeError,
     ExtractionError,
+    MaxStepsExceededError,
     ModelCallError,
     ModelCoolingDownError,
     ModelNotFoundError,
     ModelRateLimitError,
+    ModelRetry,
     ModelStreamBrokenError,
     ModelTimeoutError,
     PromptTemplateError,
@@ -28,6 +30,7 @@ from byzer_agents.exceptions import (
     ToolExecutionError,
     ToolTimeoutError,
     UsageError,
+    UsageLimitExceededError,
     UserError,
 )
 from byzer_agents.prompts import (
@@ -40,9 +43,12 @@ from byzer_agents.prompts import (
     response_class_format,
     response_class_format_after_chat,
 )
-from byzer_agents.tools import Tool, ToolChoice, ToolSet, as_tool, tool
+from byzer_agents.tools import RunContext, Tool, ToolChoice, ToolSet, as_tool, tool
 
 if TYPE_CHECKING:
+    from byzer_agents.agents.agent import Agent
+    from byzer_agents.agents.limits import UsageLimits
+    from byzer_agents.agents.results import AgentResult
     from byzer_agents.byzer_llm import ByzerLLM
     from byzer_agents.chat.requests import LLMRequest
     from byzer_agents.chat.results import LLMResponse
@@ -56,6 +62,9 @@ __version__ = "0.1.0"
 
 # Loaded on first use: the client pulls in the openai SDK types, which tool-only users never need.
 _LAZY = {
+    "Agent": "byzer_agents.agents.agent",
+    "AgentResult": "byzer_agents.agents.results",
+    "UsageLimits": "byzer_agents.agents.limits",
     "LLM": "byzer_agents.llm",
     "ByzerLLM": "byzer_agents.byzer_llm",
     "LLMRequest": "byzer_agents.chat.requests",
@@ -79,6 +88,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LLM",
+    "Agent",
+    "AgentResult",
     "ArgumentError",
     "Attempt",
     "ByzerAgentsError",
@@ -91,14 +102,17 @@ __all__ = [
     "InferBackend",
     "LLMRequest",
     "LLMResponse",
+    "MaxStepsExceededError",
     "ModelCallError",
     "ModelCoolingDownError",
     "ModelNotFoundError",
     "ModelRateLimitError",
+    "ModelRetry",
     "ModelStreamBrokenError",
     "ModelTimeoutError",
     "PromptFunction",
     "PromptTemplateError",
+    "RunContext",
     "ScriptedBackend",
     "Templates",
     "Tool",
@@ -111,6 +125,8 @@ __all__ = [
     "ToolTimeoutError",
     "TraceStore",
     "UsageError",
+    "UsageLimitExceededError",
+    "UsageLimits",
     "UserError",
     "__version__",
     "as_tool",

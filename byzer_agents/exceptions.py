@@ -20,10 +20,12 @@ __all__ = [
     "FinetuneDataError",
     "FinetuneError",
     "JSONTooLargeError",
+    "MaxStepsExceededError",
     "ModelCallError",
     "ModelCoolingDownError",
     "ModelNotFoundError",
     "ModelRateLimitError",
+    "ModelRetry",
     "ModelStreamBrokenError",
     "ModelStreamTooLongError",
     "ModelTimeoutError",
@@ -31,14 +33,17 @@ __all__ = [
     "NoJSONFoundError",
     "PromptTemplateError",
     "ToolArgumentsError",
+    "ToolCallDeniedError",
     "ToolCallError",
     "ToolDefinitionError",
     "ToolExecutionError",
+    "ToolRetryRequestedError",
     "ToolTimeoutError",
     "TraceStoreError",
     "UnprotectedServerError",
     "UnsupportedSchemaError",
     "UsageError",
+    "UsageLimitExceededError",
     "UserError",
 ]
 
@@ -452,3 +457,44 @@ class ToolTimeoutError(ToolExecutionError, TimeoutError):
 
     def _describe(self) -> str:
         return f"tool {self.tool_name!r} (call {self.call_id}) {self.reason}"
+
+
+class ModelRetry(ByzerAgentsError):
+    """Raised by a tool to ask the model to call it again differently: ``message`` goes back to
+    the model as the call's error, and the call is not final (the model may make it again)."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class ToolRetryRequestedError(ToolExecutionError):
+    """A tool raised ``ModelRetry``: the call is not final; the model reads ``reason``."""
+
+    def _describe(self) -> str:
+        return f"tool {self.tool_name!r} asks to be called again: {self.reason}"
+
+
+class ToolCallDeniedError(ToolExecutionError):
+    """A tool needing approval was not approved and did not run (``reason`` says why)."""
+
+    def _describe(self) -> str:
+        return f"tool {self.tool_name!r} (call {self.call_id}) was not run: {self.reason}"
+
+
+class _RunLimitError(ByzerAgentsError, RuntimeError):
+    """An agent run stopped at a limit: ``steps`` (``agents.results.Step``) and ``usage`` are
+    what it did until then."""
+
+    def __init__(self, message: str, *, steps: Sequence[Any], usage: Any) -> None:
+        self.steps = list(steps)
+        self.usage = usage
+        super().__init__(message)
+
+
+class MaxStepsExceededError(_RunLimitError):
+    """An agent run took ``max_steps`` model turns without a valid final output."""
+
+
+class UsageLimitExceededError(_RunLimitError):
+    """An agent run would go past one of its ``UsageLimits`` (tokens, requests, tool calls)."""

@@ -7,7 +7,7 @@ keep the user's type (``extract(Story, ...)`` is a ``Story``). Byzer-LLM's own m
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack, overload
 
 from byzer_agents import llm_calls
@@ -339,7 +339,7 @@ class LLM:
         llm_config: Mapping[str, Any] | None = None,
     ) -> Iterator[str]:
         """Text deltas as the model writes them."""
-        settings, backend = self._settings(model, llm_config, None, kind="stream_chat_oai")
+        settings, backend = self.call_settings(model, llm_config, None, kind="stream_chat_oai")
         request = settings.request(llm_calls.messages_of(conversations))
         yield from llm_calls.traced_stream(settings, request, stream_text(backend, request))
 
@@ -350,7 +350,7 @@ class LLM:
         llm_config: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[str]:
         """``stream_chat_oai`` for asyncio; closing it early stops the model."""
-        settings, backend = self._settings(model, llm_config, None, kind="stream_chat_oai")
+        settings, backend = self.call_settings(model, llm_config, None, kind="stream_chat_oai")
         request = settings.request(llm_calls.messages_of(conversations))
         pieces: list[str] = []
         with llm_calls.run_failure(settings.tracer):
@@ -386,7 +386,9 @@ class LLM:
         answer (after the retry loop, if the streamed answer did not validate). A long answer's
         partials come less often as it grows, so reading them stays linear in its length."""
         messages = llm_calls.extraction_messages(text_or_messages)
-        settings, backend = self._settings(model, llm_config, max_retries, kind="stream_extract")
+        settings, backend = self.call_settings(
+            model, llm_config, max_retries, kind="stream_extract"
+        )
         request = llm_calls.first_request(typed_flow(settings, messages, cls))
         partials = PartialAnswers(cls)
         with llm_calls.run_failure(settings.tracer):
@@ -430,16 +432,19 @@ class LLM:
 
     # --- internals ----------------------------------------------------------------------------
 
-    def _settings(
+    def call_settings(
         self,
         model: str | None,
         llm_config: Mapping[str, Any] | None,
         max_retries: int | None,
         *,
         kind: str,
+        tracer: Callable[[str], RunTracer] | None = None,
     ) -> tuple[ChatSettings, ChatBackend]:
-        """How one call asks ``model``: its settings (the model's own under the call's) and
-        the backend that answers."""
+        """How one call asks ``model`` (what the facade and flows built on the loop, such as
+        ``Agent``, run under): its settings (the model's own under the call's) and
+        the backend that answers. ``tracer``: the run's tracer for the model's name (an agent's
+        own), instead of one in this LLM's trace store."""
         name, backend = self._models.resolve(model)
         options = self._models.options(name)
         if options.llm_config and (llm_config is None or isinstance(llm_config, Mapping)):
@@ -447,7 +452,7 @@ class LLM:
         settings = ChatSettings(
             model=name,
             capabilities=backend.capabilities,
-            tracer=RunTracer(self.trace_store, kind=kind, model=name),
+            tracer=tracer(name) if tracer else RunTracer(self.trace_store, kind=kind, model=name),
             generation=GenerationConfig.parse(llm_config),
             formats=options.formats,
             max_retries=self.max_retries if max_retries is None else max_retries,
@@ -479,7 +484,7 @@ class LLM:
             response_class=response_class,
             response_after_chat=response_after_chat,
         )
-        settings, backend = self._settings(model, llm_config, max_retries, kind="chat_oai")
+        settings, backend = self.call_settings(model, llm_config, max_retries, kind="chat_oai")
         flow = llm_calls.choose_flow(
             settings,
             messages,

@@ -151,3 +151,88 @@ def test_finetune_on_traces_records_trains_deploys_and_asks(
     assert "deployed cookbook-tuned: adapter on SmolLM2-135M-Instruct" in output
     assert "calls: [" in output or "answer: " in output
     assert "verdict: right" in output or "verdict: wrong" in output
+
+
+def test_multi_step_agent_notebook_runs_on_the_shipped_model(ray_cluster: object) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    from byzer_agents.llm_runtime import deployment
+
+    notebook = nbformat.read(COOKBOOK / "08_multi_step_agent.ipynb", as_version=4)
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": COOKBOOK}}
+    )
+    try:
+        client.execute()
+    finally:
+        leftover = deployment.find(COOKBOOK_MODEL) is not None
+        if leftover:  # a failed cell skipped the notebook's last one, which undeploys
+            from byzer_agents import LLM
+
+            LLM().undeploy(COOKBOOK_MODEL)
+    assert not leftover, "the notebook's last cell did not undeploy its model"
+    shown = {cell.metadata.get("tags", ["untagged"])[0]: cell_text(cell) for cell in notebook.cells}
+    assert f"[model: deployed {COOKBOOK_MODEL} on the local Ray]" in shown["deploy"]
+    # The model picks its calls: any of the tools may show, each with its outcome and time.
+    assert "Step 1" in shown["run"] and "Output</b> (TripPlan;" in shown["run"]
+    assert "book_hotel(" in shown["run"] or "get_weather(" in shown["run"]
+    assert shown["output"].startswith("TripPlan(") and "bookings: [" in shown["output"]
+    assert "Step 1" in shown["continue"] and "Output</b> (TripPlan;" in shown["continue"]
+    assert "the conversation went from" in shown["continue"]
+    assert f"undeployed {COOKBOOK_MODEL}" in shown["undeploy"]
+
+
+def cell_text(cell: object) -> str:
+    """What a code cell showed: its printed text and its HTML or plain results, joined."""
+    parts = []
+    for output in getattr(cell, "outputs", []):
+        if output.output_type == "stream":
+            parts.append(output.text)
+        elif output.output_type in ("display_data", "execute_result"):
+            data = output.data
+            parts.append(data.get("text/html") or data.get("text/plain", ""))
+    return "".join(parts)
+
+
+def test_mcp_tools_cookbook_serves_its_tools_and_a_model_calls_them_over_an_endpoint() -> None:
+    from byzer_agents.llm_runtime.backends.scripted import ScriptedBackend
+    from tests.openai_server import serve_backend
+
+    backend = ScriptedBackend(
+        [
+            {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+            {
+                "tool_calls": [
+                    {
+                        "name": "convert_temperature",
+                        "arguments": {"celsius": 20, "to": "fahrenheit"},
+                    }
+                ]
+            },
+        ]
+    )
+    with serve_backend(backend) as base_url:
+        output = run_script("09_mcp_tools.py", "--base-url", base_url, "--model", "scripted")
+    assert "09_mcp_tools.py --serve-mcp', open)" in output
+    assert "tool convert_temperature: Convert degrees Celsius" in output
+    assert "values: [{'city': 'Paris', 'celsius': 18.5}]" in output
+    assert "values: [68.0]" in output
+    assert "raised MCPToolError: LookupError: no weather for 'Atlantis'" in output
+    assert "'to' is a required property" in output
+    assert "values: [274.15]" in output
+    assert output.rstrip().endswith("--serve-mcp', closed)")
+
+
+def test_mcp_tools_cookbook_asks_the_shipped_model(ray_cluster: object) -> None:
+    from byzer_agents.llm_runtime import deployment
+
+    output = run_script("09_mcp_tools.py", timeout=300)
+    assert f"[model: deployed {COOKBOOK_MODEL} on the local Ray]" in output
+    real = output.split("Scripted replay of a failing call:")[0]
+    for question in ("What is the weather in Paris today?", "Convert 20 degrees Celsius"):
+        answer = real.split(f"Q: {question}", 1)[1].split("Q:", 1)[0]
+        assert "   calls:  [" in answer or "   no call validated" in answer
+    assert f"undeployed {COOKBOOK_MODEL}" in real
+    assert "raised MCPToolError: LookupError" in output
+    assert deployment.find(COOKBOOK_MODEL) is None

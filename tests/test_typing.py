@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from pydantic import BaseModel
 
-from byzer_agents import LLM, ByzerLLM, ScriptedBackend, ToolChoice
+from byzer_agents import LLM, Agent, ByzerLLM, ScriptedBackend, ToolChoice
 
 
 class Story(BaseModel):
@@ -46,6 +46,10 @@ for partial in llm.stream_extract(Story, "text"):
 reveal_type(ByzerLLM.from_backend(ScriptedBackend()))  # constructor
 reveal_type(ByzerLLM().setup_template("m", "qwen").setup_num_workers(2))  # chained setup
 reveal_type(ByzerLLM().chat("m", "hi")[0].output)  # byzer chat
+reveal_type(Agent(llm))  # agent
+reveal_type(Agent(llm, output_type=Story))  # typed agent
+reveal_type(Agent(llm).run("task").output)  # agent text output
+reveal_type(Agent(llm, output_type=Story).run("task").output)  # agent typed output
 
 
 async def main() -> None:
@@ -54,6 +58,7 @@ async def main() -> None:
     reveal_type((await llm.achat_oai("hi", response_class=Story))[0].value)  # achat_oai
     async for piece in llm.astream_chat_oai("hi"):
         reveal_type(piece)  # astream_chat_oai
+    reveal_type((await Agent(llm, output_type=Story).run_async("t")).output)  # agent async
 
 
 llm.chat_oai("hi", tool_choice=3)  # wrong tool_choice
@@ -77,6 +82,11 @@ EXPECTED = {
     "aextract list": "list[snippet.Story]",
     "achat_oai": "snippet.Story",
     "astream_chat_oai": "str",
+    "agent": "byzer_agents.agents.agent.Agent[str]",
+    "typed agent": "byzer_agents.agents.agent.Agent[snippet.Story]",
+    "agent text output": "str",
+    "agent typed output": "snippet.Story",
+    "agent async": "snippet.Story",
 }
 
 

@@ -1,5 +1,6 @@
-"""Drive a flow's effects: model calls on the backend, tool calls on the runner; ``drive`` for
-synchronous callers, ``adrive`` for asyncio. Backend failures reach the flow as ModelCallError.
+"""Drive a flow's effects: model calls on the backend, approvals by the approver, tool calls on
+the runner; ``drive`` for synchronous callers, ``adrive`` for asyncio. Backend failures reach the
+flow as ModelCallError; ``Emit`` effects are for watchers (``agents.streaming``), and pass here.
 
 A backend without native tools is asked through ``core.prompted_backend.with_prompted_tools``,
 with the model's function-calling format, so every flow asks for tools one way."""
@@ -7,86 +8,123 @@ with the model's function-calling format, so every flow asks for tools one way."
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, TypeVar
 
-from byzer_agents.chat.effects import Flow, ModelCall, ModelReply, RunTools
-from byzer_agents.chat.execution import arun_tools, run_tools
-from byzer_agents.chat.results import LLMResponse
+from byzer_agents.chat.effects import (
+    Approve,
+    Approver,
+    Effect,
+    EffectFlow,
+    ModelCall,
+    ModelReply,
+    RunTools,
+)
+from byzer_agents.chat.execution import adecide, arun_tools, decide, run_tools
 from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.core.prompted_backend import with_prompted_tools
 from byzer_agents.core.protocol import ChatBackend, achat
 from byzer_agents.exceptions import ModelCallError
 from byzer_agents.types import ChatCompletion
 
-__all__ = ["adrive", "drive"]
+__all__ = ["Outcome", "adrive", "advance", "as_model_error", "drive", "model_reply"]
 
-# What the flow receives next: a value, or an error to raise where it waits.
-_Outcome = tuple[Any, ModelCallError | None]
+ResultT = TypeVar("ResultT")
+
+Outcome = tuple[Any, ModelCallError | None]
+"""What the flow receives next: a value, or an error to raise where it waits."""
 
 
 def drive(
-    flow: Flow, backend: ChatBackend, *, tracer: RunTracer, tool_timeout_s: float | None
-) -> LLMResponse:
-    """Run ``flow`` to its response, in this thread."""
-    outcome: _Outcome = (None, None)
+    flow: EffectFlow[ResultT],
+    backend: ChatBackend,
+    *,
+    tracer: RunTracer,
+    tool_timeout_s: float | None,
+    approve: Approver | None = None,
+) -> ResultT:
+    """Run ``flow`` to its result, in this thread; ``approve`` decides the calls of tools that
+    require approval (without one, they are refused)."""
+    outcome: Outcome = (None, None)
     while True:
-        effect, result = _advance(flow, outcome)
-        if result is not None:
-            return result
+        done, effect, result = advance(flow, outcome)
+        if done:
+            return result  # the flow's return value
         if isinstance(effect, ModelCall):
             start = time.perf_counter()
             try:
                 answering = with_prompted_tools(backend, effect.tool_format)
-                outcome = (_reply(answering.chat(effect.request), start), None)
+                outcome = (model_reply(answering.chat(effect.request), start), None)
             except Exception as exc:
-                outcome = (None, _as_model_error(tracer.model, exc))
+                outcome = (None, as_model_error(tracer.model, exc))
         elif isinstance(effect, RunTools):
             results = run_tools(
-                effect.calls, timeout_s=tool_timeout_s, tracer=tracer, parent_id=effect.parent_id
+                effect.calls,
+                timeout_s=tool_timeout_s,
+                tracer=tracer,
+                parent_id=effect.parent_id,
+                context=effect.context,
             )
             outcome = (results, None)
+        elif isinstance(effect, Approve):
+            outcome = (decide(effect.calls, approve), None)
+        else:
+            outcome = (None, None)
 
 
 async def adrive(
-    flow: Flow, backend: ChatBackend, *, tracer: RunTracer, tool_timeout_s: float | None
-) -> LLMResponse:
-    """Run ``flow`` to its response without blocking the event loop."""
-    outcome: _Outcome = (None, None)
+    flow: EffectFlow[ResultT],
+    backend: ChatBackend,
+    *,
+    tracer: RunTracer,
+    tool_timeout_s: float | None,
+    approve: Approver | None = None,
+) -> ResultT:
+    """Run ``flow`` to its result without blocking the event loop."""
+    outcome: Outcome = (None, None)
     while True:
-        effect, result = _advance(flow, outcome)
-        if result is not None:
-            return result
+        done, effect, result = advance(flow, outcome)
+        if done:
+            return result  # the flow's return value
         if isinstance(effect, ModelCall):
             start = time.perf_counter()
             try:
                 answering = with_prompted_tools(backend, effect.tool_format)
                 completion = await achat(answering, effect.request)
-                outcome = (_reply(completion, start), None)
+                outcome = (model_reply(completion, start), None)
             except Exception as exc:
-                outcome = (None, _as_model_error(tracer.model, exc))
+                outcome = (None, as_model_error(tracer.model, exc))
         elif isinstance(effect, RunTools):
             results = await arun_tools(
-                effect.calls, timeout_s=tool_timeout_s, tracer=tracer, parent_id=effect.parent_id
+                effect.calls,
+                timeout_s=tool_timeout_s,
+                tracer=tracer,
+                parent_id=effect.parent_id,
+                context=effect.context,
             )
             outcome = (results, None)
+        elif isinstance(effect, Approve):
+            outcome = (await adecide(effect.calls, approve), None)
+        else:
+            outcome = (None, None)
 
 
-def _advance(
-    flow: Flow, outcome: _Outcome
-) -> tuple[ModelCall | RunTools | None, LLMResponse | None]:
-    """Hand the flow its last outcome; return its next effect, or its result when it is done."""
+def advance(flow: EffectFlow[Any], outcome: Outcome) -> tuple[bool, Effect | None, Any]:
+    """Hand the flow its last outcome: ``(False, next effect, None)``, or ``(True, None,
+    result)`` when it is done."""
     value, error = outcome
     try:
-        return (flow.throw(error) if error is not None else flow.send(value)), None
+        return False, (flow.throw(error) if error is not None else flow.send(value)), None
     except StopIteration as stop:
-        return None, stop.value
+        return True, None, stop.value
 
 
-def _reply(completion: ChatCompletion, start: float) -> ModelReply:
+def model_reply(completion: ChatCompletion, start: float) -> ModelReply:
+    """The reply to a model call that started at ``start`` (``time.perf_counter``)."""
     return ModelReply(completion, time.perf_counter() - start)
 
 
-def _as_model_error(model: str, exc: Exception) -> ModelCallError:
+def as_model_error(model: str, exc: Exception) -> ModelCallError:
+    """``exc`` as the ModelCallError a flow receives."""
     if isinstance(exc, ModelCallError):
         return exc
     return ModelCallError(model, f"{type(exc).__name__}: {exc}")

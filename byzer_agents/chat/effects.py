@@ -1,22 +1,28 @@
-"""What a flow yields and receives: ``ModelCall`` and ``RunTools`` effects, the ``ModelReply``
-sent back, and the pieces every flow shares (asking the model with its failure traced, the tally
-of usage, latency and attempts over a flow's model calls)."""
+"""What a flow yields and receives: ``ModelCall``, ``RunTools``, ``Approve`` and ``Emit``
+effects, the ``ModelReply`` sent back, and the pieces every flow shares (asking the model with
+its failure traced, the tally of usage, latency and attempts over a flow's model calls)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 from byzer_agents.chat.results import LLMResponse, ToolCall
 from byzer_agents.chat.settings import ChatSettings
 from byzer_agents.core.prompted_tools import ToolFormat
 from byzer_agents.exceptions import ModelCallError
 from byzer_agents.prompts import function_calling_format
+from byzer_agents.tools import RunContext
 from byzer_agents.types import ChatCompletion, ChatRequest
 
 __all__ = [
     "TOO_DEEP",
+    "Approve",
+    "Approver",
+    "Effect",
+    "EffectFlow",
+    "Emit",
     "Flow",
     "ModelCall",
     "ModelReply",
@@ -51,9 +57,36 @@ class RunTools:
 
     calls: list[ToolCall]
     parent_id: str | None
+    context: RunContext[Any] | None = None
+    """What a tool's ``RunContext`` parameter receives (its ``tool_call_id`` set per call)."""
 
 
-Flow = Generator[ModelCall | RunTools, Any, LLMResponse]
+Approver: TypeAlias = Callable[[ToolCall], Any]
+"""Decides whether a call of a tool that ``requires_approval`` may run: ``True`` runs it,
+``False`` refuses it, a string refuses it with that reason (what the model reads); an async
+approver's answer is awaited under ``adrive``."""
+
+
+@dataclass(frozen=True)
+class Approve:
+    """Ask the driver's approver about ``calls``; the flow receives, per call, ``None`` when
+    it may run or the reason it may not."""
+
+    calls: list[ToolCall]
+
+
+@dataclass(frozen=True)
+class Emit:
+    """Tell whoever watches the run (``Agent.stream``) of ``event``; the flow receives None."""
+
+    event: Any
+
+
+Effect: TypeAlias = ModelCall | RunTools | Approve | Emit
+ResultT = TypeVar("ResultT")
+EffectFlow: TypeAlias = Generator[Effect, Any, ResultT]
+"""A flow of effects ending in a ``ResultT`` (the agent's flow ends in an ``AgentResult``)."""
+Flow: TypeAlias = Generator[Effect, Any, LLMResponse]
 
 TOO_DEEP = "the answer is nested too deeply to read; write flatter JSON"
 

@@ -11,11 +11,16 @@ returned or raised (``execution.py``): only the calls that did not validate are 
 from __future__ import annotations
 
 import json
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import to_jsonable_python
+
 from byzer_agents.chat.effects import (
     TOO_DEEP,
+    Approve,
+    Effect,
     Flow,
     ModelReply,
     RunTools,
@@ -26,12 +31,26 @@ from byzer_agents.chat.effects import (
 from byzer_agents.chat.execution import ToolOutcomes
 from byzer_agents.chat.results import LLMCompletion, LLMResponse, ToolCall, ToolResult
 from byzer_agents.chat.settings import ChatSettings
+from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.core.parsing import ParsedToolCall
-from byzer_agents.exceptions import Attempt, ToolArgumentsError, ToolCallError
+from byzer_agents.exceptions import (
+    Attempt,
+    ToolArgumentsError,
+    ToolCallDeniedError,
+    ToolCallError,
+    ToolRetryRequestedError,
+)
 from byzer_agents.tools import ToolChoice, ToolSet
 from byzer_agents.types import ChatCompletion, Message
 
-__all__ = ["tool_flow"]
+__all__ = [
+    "AnswerCalls",
+    "ask_approval",
+    "in_call_order",
+    "read_calls",
+    "tool_flow",
+    "tool_message_content",
+]
 
 _NO_CALL = "a tool call was required, and the answer made none"
 
@@ -58,7 +77,7 @@ def tool_flow(
     for attempt in range(1, settings.max_retries + 2):
         request = settings.request(list(conversation), **offer)
         reply = yield from ask_model(settings, request, attempt, tally)
-        answer = _read_calls(reply.completion, toolset, choice, first_number=numbered)
+        answer = read_calls(reply.completion, toolset, choice, first_number=numbered)
         numbered += len(answer.parsed)
         ran_before = bool(outcomes.results)
         if answer.makes_no_call and (choice.mode != "required" or ran_before):
@@ -80,7 +99,9 @@ def tool_flow(
         if execute:
             fresh = outcomes.not_yet_run(answer.calls)
             if fresh:
-                outcomes.record((yield RunTools(fresh, event_id)))
+                allowed, refused = yield from ask_approval(fresh, settings.tracer, event_id)
+                ran = (yield RunTools(allowed, event_id)) if allowed else []
+                outcomes.record(in_call_order(fresh, [*ran, *refused]))
         if not problems:
             return _tool_response(
                 settings,
@@ -93,6 +114,52 @@ def tool_flow(
         attempts.append(Attempt(output=answer.shown, error=error or ""))
         conversation += _tool_feedback(reply.completion, answer, outcomes, execute)
     raise ToolCallError(settings.model, attempts, tool_results=outcomes.results)
+
+
+def ask_approval(
+    calls: Sequence[ToolCall], tracer: RunTracer, parent_id: str | None
+) -> Generator[Effect, Any, tuple[list[ToolCall], list[ToolResult]]]:
+    """Ask the approver about the calls whose tool ``requires_approval`` (``yield from``):
+    returns the calls that may run, and a traced ``ToolCallDeniedError`` result for each one
+    refused."""
+    needing = [call for call in calls if call.tool.requires_approval]
+    if not needing:
+        return list(calls), []
+    reasons = yield Approve(needing)
+    refused: dict[int, ToolResult] = {}
+    for call, reason in zip(needing, reasons, strict=True):
+        if reason is None:
+            continue
+        error = ToolCallDeniedError(call.name, call.id, reason)
+        refused[id(call)] = ToolResult(call, error=error)
+        tracer.tool_call(
+            tool_name=call.name,
+            arguments=call.raw_arguments,
+            result=None,
+            error=str(error),
+            latency_s=0.0,
+            parent_id=parent_id,
+        )
+    return [call for call in calls if id(call) not in refused], list(refused.values())
+
+
+def in_call_order(calls: Sequence[ToolCall], results: Sequence[ToolResult]) -> list[ToolResult]:
+    """``results`` in the order of ``calls``."""
+    position = {id(call): index for index, call in enumerate(calls)}
+    return sorted(results, key=lambda result: position.get(id(result.call), len(position)))
+
+
+def tool_message_content(result: ToolResult) -> str:
+    """What the model reads of a call's outcome: its value as JSON, or why it gave none (and
+    whether it may make the call again)."""
+    error = result.error
+    if error is None:
+        return json.dumps(to_jsonable_python(result.value, fallback=str))
+    if isinstance(error, ToolRetryRequestedError):
+        return f"Error: {error.reason}\nCorrect the call and make it again."
+    if isinstance(error, ToolCallDeniedError):
+        return f"The call was not run: {error.reason}"
+    return f"Error: {error} (the call ran; it will not run again)"
 
 
 def _tool_response(
@@ -115,7 +182,7 @@ def _tool_response(
 
 
 @dataclass(frozen=True)
-class _AnswerCalls:
+class AnswerCalls:
     """One answer's tool calls: each as the model wrote it, and beside it either the validated
     call or why it cannot run."""
 
@@ -127,14 +194,17 @@ class _AnswerCalls:
 
     @property
     def makes_no_call(self) -> bool:
+        """Whether the answer made no call at all (and was readable)."""
         return not self.parsed and self.unreadable is None
 
     @property
     def calls(self) -> list[ToolCall]:
+        """The calls that validated, in order."""
         return [call for call in self.checked if isinstance(call, ToolCall)]
 
     @property
     def problems(self) -> list[str]:
+        """Why calls could not run (an answer making none, where one was required, is one)."""
         if self.unreadable is not None:
             return [self.unreadable]
         if not self.parsed:
@@ -142,9 +212,11 @@ class _AnswerCalls:
         return [problem for problem in self.checked if isinstance(problem, str)]
 
 
-def _read_calls(
+def read_calls(
     completion: ChatCompletion, toolset: ToolSet, choice: ToolChoice, *, first_number: int
-) -> _AnswerCalls:
+) -> AnswerCalls:
+    """The answer's tool calls, each validated against its tool (calls without an id are
+    numbered from ``first_number``)."""
     try:
         parsed = _calls_of(completion)
         checked = [
@@ -154,8 +226,8 @@ def _read_calls(
         shown = json.dumps([_call_dict(call) for call in parsed]) if parsed else ""
     except RecursionError:
         # Parsers and validators recurse per level; a 10,000-deep reply is an invalid answer.
-        return _AnswerCalls([], [], _calls_as_text(completion), unreadable=TOO_DEEP)
-    return _AnswerCalls(parsed, checked, shown or reply_text(completion))
+        return AnswerCalls([], [], _calls_as_text(completion), unreadable=TOO_DEEP)
+    return AnswerCalls(parsed, checked, shown or reply_text(completion))
 
 
 def _calls_of(completion: ChatCompletion) -> list[ParsedToolCall]:
@@ -189,6 +261,8 @@ def _check_call(
 ) -> ToolCall | str:
     """The validated call, or why it cannot run."""
     tool = toolset.get(found.name)
+    if tool is None and not toolset:
+        return f"{found.name!r} was called, but no tools are offered now: answer without calls"
     if tool is None:
         return f"there is no tool named {found.name!r}; the tools are {toolset.names}"
     if choice.tool is not None and tool.name != choice.tool:
@@ -201,7 +275,7 @@ def _check_call(
 
 
 def _tool_feedback(
-    completion: ChatCompletion, answer: _AnswerCalls, outcomes: ToolOutcomes, executed: bool
+    completion: ChatCompletion, answer: AnswerCalls, outcomes: ToolOutcomes, executed: bool
 ) -> list[Message]:
     """What goes back to the model: every call's outcome as a tool message, and a request to
     correct only the calls that could not run (those that ran are final). An answer with no
@@ -237,7 +311,7 @@ def _tool_feedback(
 
 
 def _call_feedback(
-    checked: ToolCall | str | None, answer: _AnswerCalls, outcomes: ToolOutcomes, executed: bool
+    checked: ToolCall | str | None, answer: AnswerCalls, outcomes: ToolOutcomes, executed: bool
 ) -> str:
     if checked is None:
         return "Error: " + (answer.unreadable or "this call could not be read")
@@ -246,6 +320,4 @@ def _call_feedback(
     result = outcomes.of(checked) if executed else None
     if result is None:
         return "This call is valid; it was not run."
-    if result.error is not None:
-        return f"Error: {result.error} (the call ran; it will not run again)"
-    return json.dumps(result.value, default=str)
+    return tool_message_content(result)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from byzer_agents.core.call_attempts import take_call_attempts
@@ -35,12 +35,22 @@ class RunTracer:
     """Records one chat call's run in a trace store: its model calls, tool calls and end. A
     store that fails never fails the call: the record is dropped, logged and counted."""
 
-    def __init__(self, store: TraceStore | None, *, kind: str, model: str) -> None:
+    def __init__(
+        self,
+        store: TraceStore | None,
+        *,
+        kind: str,
+        model: str,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``metadata``: stored with the run (an agent's run names the run it was delegated by)."""
         self._store = store
         self.model = model
         self.run_id: str | None = None
         if store is not None:
-            self.run_id = self._guarded("a new run", lambda: store.new_run(kind, model=model))
+            self.run_id = self._guarded(
+                "a new run", lambda: store.new_run(kind, model=model, metadata=metadata)
+            )
         self._steps = itertools.count(1)
         self._lock = threading.Lock()
 

@@ -23,7 +23,7 @@ from byzer_agents.prompts import json_schema
 from byzer_agents.prompts.schema import type_adapter
 from byzer_agents.types import ChatCompletion, Message
 
-__all__ = ["typed_answer_from_text", "typed_flow"]
+__all__ = ["answer_response_format", "typed_answer_from_text", "typed_flow"]
 
 
 def typed_flow(
@@ -85,6 +85,15 @@ def typed_flow(
             value=value,
         )
     raise ExtractionError(settings.model, attempts)
+
+
+def answer_response_format(settings: ChatSettings, answer_type: Any) -> dict[str, Any] | None:
+    """The ``response_format`` that asks for ``answer_type`` where the backend honours one (or
+    constrains decoding); None where the schema must be written into the prompt instead."""
+    if settings.answer_mode != "json_schema":
+        return None
+    schema = json_schema(answer_type)
+    return _response_format(answer_type, schema, schema.get("type") != "object")
 
 
 def typed_answer_from_text(settings: ChatSettings, text: str, answer_type: Any) -> Any:

@@ -15,6 +15,7 @@ import typer
 from byzer_agents.cli import cluster, models, serving
 from byzer_agents.cli.evals import eval_app
 from byzer_agents.cli.group import CommandGroup
+from byzer_agents.cli.mcp import mcp_app
 from byzer_agents.finetune.cli import finetune_app
 
 __all__ = ["app"]
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(eval_app, name="eval")
 app.add_typer(finetune_app, name="finetune")
+app.add_typer(mcp_app, name="mcp")
 for _command in (
     cluster.start,
     cluster.stop,

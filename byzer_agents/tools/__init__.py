@@ -1,6 +1,7 @@
 """Functions and schemas as tools a model can call: ``@tool``, ``Tool``, ``ToolSet``, built-ins."""
 
 from byzer_agents.tools.builtin import compute_date_range, compute_now, python_eval
+from byzer_agents.tools.context import RunContext
 from byzer_agents.tools.dialect import api_safe_name, normalize_schema
 from byzer_agents.tools.function_schema import FunctionSchema, function_schema
 from byzer_agents.tools.strict import to_strict_schema
@@ -9,6 +10,7 @@ from byzer_agents.tools.toolset import ToolChoice, ToolLike, ToolSet, as_tool
 
 __all__ = [
     "FunctionSchema",
+    "RunContext",
     "Tool",
     "ToolChoice",
     "ToolLike",

@@ -26,6 +26,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from byzer_agents.exceptions import ConfigurationError, ToolDefinitionError, UnsupportedSchemaError
+from byzer_agents.tools.context import is_run_context
 from byzer_agents.tools.docstrings import parse_docstring
 from byzer_agents.tools.schema_bounds import check_depth
 from byzer_agents.tools.schema_generator import PromptSchemaGenerator
@@ -53,6 +54,9 @@ class FunctionSchema:
     """Parameters that must be passed by position."""
     takes_bound_first: bool
     """True for a method's ``self``/``cls``, which the schema leaves out and binding supplies."""
+    context_parameter: str | None = None
+    """The parameter annotated ``RunContext[...]``: left out of the schema and the validation,
+    filled in with the run's context when the tool runs."""
 
 
 def function_schema(
@@ -82,10 +86,13 @@ def function_schema(
     fields: dict[str, Any] = {}
     field_names: dict[str, str] = {}
     positional_only: list[str] = []
+    context_parameter = _context_parameter(fn_name, parameters)
     for index, parameter in enumerate(parameters):
         _refuse_variadic(fn_name, parameter)
         if parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
             positional_only.append(parameter.name)
+        if parameter.name == context_parameter:
+            continue
         field_name = f"arg_{index}"
         field_names[parameter.name] = field_name
         fields[field_name] = _field(fn_name, parameter, docstring.params.get(parameter.name))
@@ -114,7 +121,18 @@ def function_schema(
         field_names=field_names,
         positional_only=tuple(positional_only),
         takes_bound_first=takes_bound_first,
+        context_parameter=context_parameter,
     )
+
+
+def _context_parameter(fn_name: str, parameters: list[inspect.Parameter]) -> str | None:
+    """The one parameter annotated ``RunContext[...]``, if any."""
+    found = [p.name for p in parameters if is_run_context(p.annotation)]
+    if len(found) > 1:
+        raise ToolDefinitionError(
+            f"tool {fn_name!r}: parameters {found} all ask for the RunContext; keep one"
+        )
+    return found[0] if found else None
 
 
 def _refuse_variadic(fn_name: str, parameter: inspect.Parameter) -> None:
@@ -232,7 +250,7 @@ def _explain_unsupported_type(
 ) -> ToolDefinitionError:
     """Find which parameter's type pydantic could not handle, to name it in the error."""
     for parameter in parameters:
-        if parameter.annotation is inspect.Parameter.empty:
+        if parameter.annotation is inspect.Parameter.empty or is_run_context(parameter.annotation):
             continue
         try:
             TypeAdapter(_split_annotated(parameter.annotation)[0]).json_schema()

@@ -3,7 +3,9 @@
 A Tool stays callable exactly like its function; beside that it carries the API-safe ``name``, the
 ``description``, the JSON Schema ``parameters``, and validates a model's arguments before the
 function ever sees them. A tool runs once per call unless it declares itself safe to run again
-after a transient failure (``@tool(retries=n)``).
+after a transient failure (``@tool(retries=n)``); one with effects a person should allow first
+says so (``@tool(requires_approval=True)``), and a parameter annotated ``RunContext[...]`` is
+filled in by the run, not by the model.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from pydantic import ValidationError
 
 from byzer_agents.exceptions import (
     ArgumentError,
+    ModelRetry,
     ToolArgumentsError,
     ToolDefinitionError,
     UnsupportedSchemaError,
     UsageError,
 )
+from byzer_agents.tools.context import RunContext
 from byzer_agents.tools.dialect import api_safe_name, normalize_schema
 from byzer_agents.tools.function_schema import FunctionSchema, function_schema
 from byzer_agents.tools.schema_bounds import check_depth
@@ -56,6 +60,8 @@ class Tool(Generic[P, R]):
     fn: Callable[P, R] | None
     retries: int
     """How many times the function is run again after it raises (0: it runs once)."""
+    requires_approval: bool
+    """Whether a call waits for an approver's yes before it runs (``Agent(approve=...)``)."""
 
     def __init__(
         self,
@@ -69,6 +75,7 @@ class Tool(Generic[P, R]):
         schema_validator: jsonschema.protocols.Validator | None = None,
         binds_class: bool = False,
         retries: int = 0,
+        requires_approval: bool = False,
     ) -> None:
         self.original_name = name
         self.name = api_safe_name(name)
@@ -77,6 +84,7 @@ class Tool(Generic[P, R]):
         self.strict = strict
         self.fn = fn
         self.retries = _checked_retries(name, retries)
+        self.requires_approval = bool(requires_approval)
         self._schema = schema
         self._schema_validator = schema_validator
         self._binds_class = binds_class
@@ -96,8 +104,10 @@ class Tool(Generic[P, R]):
         description: str | None = None,
         strict: bool = False,
         retries: int = 0,
+        requires_approval: bool = False,
     ) -> Tool[P, R]:
-        """A tool from a function's signature and docstring; ``retries``: see ``tool``."""
+        """A tool from a function's signature and docstring; ``retries`` and
+        ``requires_approval``: see ``tool``."""
         binds_class = isinstance(fn, classmethod)
         if isinstance(fn, (staticmethod, classmethod)):
             fn = fn.__func__
@@ -116,6 +126,7 @@ class Tool(Generic[P, R]):
             schema=schema,
             binds_class=binds_class,
             retries=retries,
+            requires_approval=requires_approval,
         )
 
     @classmethod
@@ -126,6 +137,7 @@ class Tool(Generic[P, R]):
         *,
         strict: bool | None = None,
         retries: int = 0,
+        requires_approval: bool = False,
     ) -> Tool[..., Any]:
         """A tool from an OpenAI-style definition (``{"type": "function", "function": {...}}`` or
         the bare ``{name, description, parameters}``), in standard JSON Schema or a dialect such as
@@ -163,6 +175,7 @@ class Tool(Generic[P, R]):
             # "format": "uuid" means it, though draft 4 did not define uuid.
             schema_validator=validator_class(parameters, format_checker=jsonschema.FormatChecker()),
             retries=retries,
+            requires_approval=requires_approval,
         )
 
     @property
@@ -217,9 +230,18 @@ class Tool(Generic[P, R]):
         """Validate, then await the function (``acall_validated``)."""
         return await self.acall_validated(self.validate(arguments))
 
-    def call_validated(self, arguments: dict[str, Any]) -> R:
+    @property
+    def context_parameter(self) -> str | None:
+        """The parameter that receives the ``RunContext`` (None when the tool takes none)."""
+        return self._schema.context_parameter if self._schema is not None else None
+
+    def call_validated(
+        self, arguments: dict[str, Any], context: RunContext[Any] | None = None
+    ) -> R:
         """Call the function with arguments that ``validate`` returned (validated once, so never
-        twice), running it again after a failure up to ``retries`` times."""
+        twice), running it again after a failure up to ``retries`` times. ``context`` reaches
+        the function's ``RunContext`` parameter (one without deps when not given)."""
+        arguments = self._with_context(arguments, context)
         if self._is_async:
             try:
                 asyncio.get_running_loop()
@@ -234,9 +256,12 @@ class Tool(Generic[P, R]):
         result: R = _retrying(self.retries, asynchronous=False)(self._call, arguments)
         return result
 
-    async def acall_validated(self, arguments: dict[str, Any]) -> R:
+    async def acall_validated(
+        self, arguments: dict[str, Any], context: RunContext[Any] | None = None
+    ) -> R:
         """``call_validated`` for asyncio: an async function is awaited, a sync one runs in a
         worker thread so it does not block the event loop (parallel tool calls rely on this)."""
+        arguments = self._with_context(arguments, context)
         if not self._is_async:
             result: Any = await asyncio.to_thread(self.call_validated, arguments)
         elif not self.retries:
@@ -270,6 +295,14 @@ class Tool(Generic[P, R]):
         return f"Tool(name={self.name!r}, parameters={names})"
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _with_context(
+        self, arguments: dict[str, Any], context: RunContext[Any] | None
+    ) -> dict[str, Any]:
+        name = self.context_parameter
+        if name is None or name in arguments:
+            return arguments
+        return {name: context if context is not None else RunContext(deps=None), **arguments}
 
     def _require_fn(self) -> Callable[..., Any]:
         if self.fn is None:
@@ -340,6 +373,7 @@ def tool(
     description: str | None = None,
     strict: bool = False,
     retries: int = 0,
+    requires_approval: bool = False,
 ) -> Callable[[Callable[P, R]], Tool[P, R]]: ...
 
 
@@ -351,6 +385,7 @@ def tool(
     description: str | None = None,
     strict: bool = False,
     retries: int = 0,
+    requires_approval: bool = False,
 ) -> Tool[P, R] | Callable[[Callable[P, R]], Tool[P, R]]:
     """Make a function a Tool: ``@tool``, ``@tool(name=..., description=..., strict=...)``, or
     ``tool(fn)`` on any function or bound method.
@@ -360,11 +395,18 @@ def tool(
             backoff (0.1 s, doubling, at most 2 s). Only for tools that are safe to repeat (a
             read that may fail transiently); a call that ran is otherwise final, because a
             tool with effects (an email sent, a row written) must not repeat them.
+        requires_approval: each call waits for an approver's yes (``Agent(approve=...)``);
+            a refusal goes back to the model as the call's result, and nothing runs.
     """
 
     def decorate(function: Callable[P, R]) -> Tool[P, R]:
         return Tool.from_function(
-            function, name=name, description=description, strict=strict, retries=retries
+            function,
+            name=name,
+            description=description,
+            strict=strict,
+            retries=retries,
+            requires_approval=requires_approval,
         )
 
     return decorate if fn is None else decorate(fn)
@@ -394,8 +436,9 @@ def _retrying(retries: int, *, asynchronous: bool) -> Any:
 
 
 def _is_transient(error: BaseException) -> bool:
-    # Not a definition mistake, and never a cancellation (a tool timeout) or an interrupt.
-    return isinstance(error, Exception) and not isinstance(error, ToolDefinitionError)
+    # Not a definition mistake or a request to the model, and never a cancellation (a tool
+    # timeout) or an interrupt.
+    return isinstance(error, Exception) and not isinstance(error, ToolDefinitionError | ModelRetry)
 
 
 def _is_async_callable(fn: Callable[..., Any]) -> bool:

@@ -26,9 +26,15 @@ _FUNCTION_TOOLS: weakref.WeakKeyDictionary[Callable[..., Any], Tool[..., Any]] =
 
 def as_tool(obj: ToolLike) -> Tool[..., Any]:
     """A Tool as is, an OpenAI-style definition through ``Tool.from_schema``, a function through
-    ``tool`` (cached per function)."""
+    ``tool`` (cached per function), an object that makes itself a tool (an ``Agent``) through its
+    ``as_tool()``."""
     if isinstance(obj, Tool):
         return obj
+    made = getattr(obj, "as_tool", None)
+    if callable(made) and not isinstance(obj, type) and not inspect.isfunction(obj):
+        made_tool = made()
+        if isinstance(made_tool, Tool):
+            return made_tool
     if isinstance(obj, Mapping):
         return Tool.from_schema(obj)
     if inspect.isfunction(obj):

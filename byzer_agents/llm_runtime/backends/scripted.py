@@ -21,6 +21,7 @@ from byzer_agents.types import (
     make_chunk,
     make_completion,
     make_tool_call,
+    make_tool_call_chunk,
 )
 
 __all__ = ["Reply", "ScriptExhaustedError", "ScriptedBackend"]
@@ -98,6 +99,13 @@ class ScriptedBackend:
             with self._lock:
                 self.pieces_streamed += 1
             yield make_chunk(model=self.model, completion_id=completion.id, content=piece)
+        calls = completion.choices[0].message.tool_calls
+        if calls:
+            yield make_tool_call_chunk(
+                model=self.model,
+                completion_id=completion.id,
+                tool_calls=calls,  # type: ignore[arg-type]  # scripted calls are all functions
+            )
         yield make_chunk(
             model=self.model,
             completion_id=completion.id,
