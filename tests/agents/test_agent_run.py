@@ -101,16 +101,18 @@ def test_parallel_calls_with_one_failing_never_run_the_good_one_again(scripted) 
 
 
 def test_parallel_calls_run_at_the_same_time(scripted) -> None:
-    def slow(n: int) -> int:
-        """Wait a little."""
-        time.sleep(0.3)
+    # Each call waits until all four are running: run one after another, they would time out.
+    all_running = threading.Barrier(4, timeout=10)
+
+    def meet(n: int) -> int:
+        """Wait for the other calls."""
+        all_running.wait()
         return n
 
-    llm, _ = scripted(calls(*(call("slow", {"n": n}) for n in range(4))), "ok")
-    start = time.perf_counter()
-    result = Agent(llm, tools=[slow]).run("go")
-    assert time.perf_counter() - start < 1.0
+    llm, _ = scripted(calls(*(call("meet", {"n": n}) for n in range(4))), "ok")
+    result = Agent(llm, tools=[meet]).run("go")
     assert [run.value for run in result.steps[0].tool_runs] == [0, 1, 2, 3]
+    assert all(run.ok for run in result.steps[0].tool_runs)
 
 
 def test_invalid_calls_are_fed_back_and_corrected(scripted) -> None:
@@ -203,17 +205,23 @@ def test_usage_limits_must_be_counts() -> None:
 
 
 def test_run_async_runs_async_tools_concurrently(scripted) -> None:
+    # Each call waits until both have started: awaited one after the other, they would time out.
+    started: list[int] = []
+    both_started = asyncio.Event()
+
     @tool
     async def nap(n: int) -> int:
-        """Nap a little."""
-        await asyncio.sleep(0.3)
+        """Wait for the other call."""
+        started.append(n)
+        if len(started) == 2:
+            both_started.set()
+        await asyncio.wait_for(both_started.wait(), timeout=10)
         return n * 10
 
     llm, _ = scripted(calls(call("nap", {"n": 1}), call("nap", {"n": 2})), '{"value": [10, 20]}')
     agent = Agent(llm, tools=[nap], output_type=list[int])
-    start = time.perf_counter()
     result = asyncio.run(agent.run_async("nap"))
-    assert time.perf_counter() - start < 0.55
+    assert all(run.ok for run in result.steps[0].tool_runs)
     assert result.output == [10, 20]
 
 
