@@ -19,9 +19,11 @@ Ray cluster and measured, in one run, against the same weights without the stack
 
 Run: ``.venv/bin/python benchmarks/bench_runtime.py`` (about seven minutes on 2 idle CPU cores,
 twelve with the machine shared) writes its section of RESULTS.md; ``--quick`` is a smoke run of
-every part (short answers, one repeat) that prints and writes nothing. llama.cpp is a benchmark
-peer, not a dependency: ``.venv/bin/pip install llama-cpp-python`` (a source build, minutes) to
-measure it. The local Ray cluster is joined, or started (loopback only) and left running.
+every part (short answers, one repeat) that prints and writes nothing. llama-cpp-python, the
+bare peer here, is installed by ``make install`` (the llama.cpp engine's extra). The local Ray
+cluster is joined, or started (loopback only) and left running.
+``--engines`` runs instead the engines side by side (transformers fp32, dynamic int8 and
+llama.cpp, bare and through the stack): ``benchmarks/bench_engines.py``, its own section.
 
 Every request is greedy; token counts come from each engine's own usage figures (no engine here
 can be told to ignore the end of the answer, so the prompts ask for long texts). Times are medians
@@ -387,12 +389,16 @@ def warm_up(e: Engines) -> None:
 
 
 def take_turns(
-    paths: dict[str, Callable[[], tuple[int, str]]], repeats: int, what: str
+    paths: dict[str, Callable[[], tuple[int, str]]],
+    repeats: int,
+    what: str,
+    pause_s: float = 0.0,
 ) -> dict[str, Runs]:
-    """``repeats`` rounds in which every path runs once."""
+    """``repeats`` rounds in which every path runs once, ``pause_s`` idle before each."""
     results = {name: Runs() for name in paths}
     for repeat in range(1, repeats + 1):
         for name, call in paths.items():
+            time.sleep(pause_s)
             run = results[name].add(timed(call))
             progress(
                 f"{what} [{repeat}/{repeats}] {name}: {run.tokens} tokens in {run.seconds:.2f} s"
@@ -907,7 +913,20 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: 16 tokens, 1 repeat, nothing written"
     )
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="the engines side by side instead (bench_engines.py)",
+    )
     args = parser.parse_args()
+    if args.engines:
+        import bench_engines
+
+        command = ".venv/bin/python benchmarks/bench_runtime.py --engines"
+        if args.max_tokens != DEFAULT_MAX_TOKENS or args.repeats != DEFAULT_REPEATS:
+            command += f" --max-tokens {args.max_tokens} --repeats {args.repeats}"
+        bench_engines.run(args.max_tokens, args.repeats, args.quick, command)
+        return
     if args.quick:
         settings = Settings(max_tokens=16, repeats=1, latency_calls=3, write=False)
     else:
