@@ -10,9 +10,15 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from byzer_agents.agents.results import AgentEvent, FinalOutput, PartialOutput, TextDelta
-from byzer_agents.chat.driver import Outcome, advance, as_model_error, model_reply
-from byzer_agents.chat.effects import Approve, Approver, EffectFlow, Emit, ModelCall, RunTools
-from byzer_agents.chat.execution import adecide, arun_tools, decide, run_tools
+from byzer_agents.chat.driver import (
+    Outcome,
+    advance,
+    aeffect_outcome,
+    as_model_error,
+    effect_outcome,
+    model_reply,
+)
+from byzer_agents.chat.effects import Approver, EffectFlow, Emit, ModelCall
 from byzer_agents.chat.streaming import PartialAnswers
 from byzer_agents.chat.tracing import RunTracer
 from byzer_agents.core.prompted_backend import with_prompted_tools
@@ -117,17 +123,8 @@ def stream_run(
                 outcome = (model_reply(assembler.completion(), start), None)
             except Exception as exc:
                 outcome = (None, as_model_error(tracer.model, exc))
-        elif isinstance(effect, RunTools):
-            results = run_tools(
-                effect.calls,
-                timeout_s=tool_timeout_s,
-                tracer=tracer,
-                parent_id=effect.parent_id,
-                context=effect.context,
-            )
-            outcome = (results, None)
-        elif isinstance(effect, Approve):
-            outcome = (decide(effect.calls, approve), None)
+        else:
+            outcome = effect_outcome(effect, tracer, tool_timeout_s, approve)
 
 
 async def astream_run(
@@ -166,14 +163,5 @@ async def astream_run(
                 outcome = (model_reply(assembler.completion(), start), None)
             except Exception as exc:
                 outcome = (None, as_model_error(tracer.model, exc))
-        elif isinstance(effect, RunTools):
-            results = await arun_tools(
-                effect.calls,
-                timeout_s=tool_timeout_s,
-                tracer=tracer,
-                parent_id=effect.parent_id,
-                context=effect.context,
-            )
-            outcome = (results, None)
-        elif isinstance(effect, Approve):
-            outcome = (await adecide(effect.calls, approve), None)
+        else:
+            outcome = await aeffect_outcome(effect, tracer, tool_timeout_s, approve)

@@ -26,7 +26,16 @@ from byzer_agents.core.protocol import ChatBackend, achat
 from byzer_agents.exceptions import ModelCallError
 from byzer_agents.types import ChatCompletion
 
-__all__ = ["Outcome", "adrive", "advance", "as_model_error", "drive", "model_reply"]
+__all__ = [
+    "Outcome",
+    "adrive",
+    "advance",
+    "aeffect_outcome",
+    "as_model_error",
+    "drive",
+    "effect_outcome",
+    "model_reply",
+]
 
 ResultT = TypeVar("ResultT")
 
@@ -56,19 +65,8 @@ def drive(
                 outcome = (model_reply(answering.chat(effect.request), start), None)
             except Exception as exc:
                 outcome = (None, as_model_error(tracer.model, exc))
-        elif isinstance(effect, RunTools):
-            results = run_tools(
-                effect.calls,
-                timeout_s=tool_timeout_s,
-                tracer=tracer,
-                parent_id=effect.parent_id,
-                context=effect.context,
-            )
-            outcome = (results, None)
-        elif isinstance(effect, Approve):
-            outcome = (decide(effect.calls, approve), None)
         else:
-            outcome = (None, None)
+            outcome = effect_outcome(effect, tracer, tool_timeout_s, approve)
 
 
 async def adrive(
@@ -93,19 +91,51 @@ async def adrive(
                 outcome = (model_reply(completion, start), None)
             except Exception as exc:
                 outcome = (None, as_model_error(tracer.model, exc))
-        elif isinstance(effect, RunTools):
-            results = await arun_tools(
-                effect.calls,
-                timeout_s=tool_timeout_s,
-                tracer=tracer,
-                parent_id=effect.parent_id,
-                context=effect.context,
-            )
-            outcome = (results, None)
-        elif isinstance(effect, Approve):
-            outcome = (await adecide(effect.calls, approve), None)
         else:
-            outcome = (None, None)
+            outcome = await aeffect_outcome(effect, tracer, tool_timeout_s, approve)
+
+
+def effect_outcome(
+    effect: Effect | None,
+    tracer: RunTracer,
+    tool_timeout_s: float | None,
+    approve: Approver | None,
+) -> Outcome:
+    """What a flow receives for an effect other than a model call: the results of ``RunTools``,
+    the decisions of ``Approve``, nothing for the rest (``Emit``)."""
+    if isinstance(effect, RunTools):
+        results = run_tools(
+            effect.calls,
+            timeout_s=tool_timeout_s,
+            tracer=tracer,
+            parent_id=effect.parent_id,
+            context=effect.context,
+        )
+        return results, None
+    if isinstance(effect, Approve):
+        return decide(effect.calls, approve), None
+    return None, None
+
+
+async def aeffect_outcome(
+    effect: Effect | None,
+    tracer: RunTracer,
+    tool_timeout_s: float | None,
+    approve: Approver | None,
+) -> Outcome:
+    """``effect_outcome`` without blocking the event loop."""
+    if isinstance(effect, RunTools):
+        results = await arun_tools(
+            effect.calls,
+            timeout_s=tool_timeout_s,
+            tracer=tracer,
+            parent_id=effect.parent_id,
+            context=effect.context,
+        )
+        return results, None
+    if isinstance(effect, Approve):
+        return await adecide(effect.calls, approve), None
+    return None, None
 
 
 def advance(flow: EffectFlow[Any], outcome: Outcome) -> tuple[bool, Effect | None, Any]:
