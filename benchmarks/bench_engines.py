@@ -4,9 +4,10 @@ as shipped), each bare and through the stack, in one run with the paths taking t
 
 - **Decode**: tokens/s of one greedy request (the same prompt, ``max_tokens=128``, 2 threads):
   transformers fp32 bare ``generate`` / ``LLM.chat_oai`` on a deployment; transformers int8 bare
-  ``generate`` / an in-process ``TransformersBackend`` whose model is quantized in place (there
-  is no infer_param for dynamic int8 yet, so no deployment serves it); llama.cpp bare
-  ``Llama.create_completion`` / ``LLM.chat_oai`` on an ``InferBackend.LlamaCpp`` deployment.
+  ``generate`` on a model quantized in place / ``LLM.chat_oai`` on a deployment with
+  ``infer_params={"quantization": "dynamic-int8"}`` (both quantized by the same
+  ``quantize_dynamic_int8``); llama.cpp bare ``Llama.create_completion`` / ``LLM.chat_oai`` on
+  an ``InferBackend.LlamaCpp`` deployment.
 - **8 at once** on llama.cpp: aggregate tokens/s of 8 requests from 8 threads through
   ``LLM.chat_oai`` against the same 8 prompts as sequential bare calls.
 - **Constrained decoding** on the llama.cpp deployment (``RayDeployment.chat``): ms per
@@ -55,10 +56,13 @@ SECTION_HEADING = (
     "## Engines side by side: transformers fp32, dynamic int8, llama.cpp (bench_engines.py)"
 )
 FP32_UDF = "bench-engines-transformers"
+INT8_UDF = "bench-engines-int8"
 LLAMACPP_UDF = "bench-engines-llamacpp"
+UDF_NAMES = (FP32_UDF, INT8_UDF, LLAMACPP_UDF)
 DEFAULT_MAX_TOKENS = 128
 DEFAULT_REPEATS = 3
 INFER_PARAMS = {"num_threads": THREADS, "max_model_len": 2048}
+INT8_INFER_PARAMS = {**INFER_PARAMS, "quantization": "dynamic-int8"}
 PAUSE_S = 0.5
 """Idle before each timed path: torch's OpenMP threads in this process keep spinning for a
 while after a call, and took 10% off the llama.cpp path that ran next (seen here: bare 168
@@ -87,6 +91,8 @@ class Results:
     together: dict[str, Runs] = field(default_factory=dict)
     constrained_ms: dict[str, float] = field(default_factory=dict)
     constrained_tokens: dict[str, str] = field(default_factory=dict)
+    prefill: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per deployment: (prompt tokens, median seconds to a 1-token answer of a long prompt)."""
     elapsed_s: float = 0.0
 
 
@@ -136,15 +142,33 @@ def stack_chat(llm: Any, udf_name: str, prompt: str, max_tokens: int) -> tuple[i
     return int(answer.metadata["usage"]["completion_tokens"]), answer.output
 
 
+class PromptRenderer:
+    """The prompt text the transformers backend renders for a request (the checkpoint's own
+    chat template), without loading a model: for the bare paths."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        from byzer_agents.llm_runtime.backends.transformers_loading import load_tokenizer
+        from byzer_agents.prompts.chat_templates import Templates
+
+        tokenizer = load_tokenizer(checkpoint)
+        self.template = Templates.from_tokenizer(tokenizer) or Templates.chatml()
+
+    def render_prompt(self, request: Any) -> str:
+        """``request`` as the model reads it."""
+        from byzer_agents.llm_runtime.chat_prompt import render_chat_prompt
+
+        return render_chat_prompt(request.chat_template or self.template, request)
+
+
 @dataclass(frozen=True)
 class Engines:
     """Everything measured, each loaded once."""
 
     llm: Any
     llamacpp_deployment: Any
+    renderer: PromptRenderer
     fp32: BareModel
     int8: BareModel
-    int8_backend: Any
     llama: BareLlama
 
     def prompt_text(self, prompt: str) -> str:
@@ -153,31 +177,28 @@ class Engines:
         from byzer_agents.types import ChatRequest
 
         request = ChatRequest(messages=[{"role": "user", "content": prompt}])
-        return str(self.int8_backend.render_prompt(request))
-
-
-def quantize_int8(model: Any) -> None:
-    """Every ``nn.Linear`` of ``model`` to torch's dynamic int8 (weights int8, activations
-    quantized per call), in place, so whatever holds the model decodes with it."""
-    import torch
-
-    torch.ao.quantization.quantize_dynamic(
-        model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
-    )
+        return str(self.renderer.render_prompt(request))
 
 
 def load_engines(llm: Any, gguf: Path) -> Engines:
-    """Deploy both engines, then load the bare ones in this process (llama.cpp in its own)."""
+    """Deploy the three engines, then load the bare ones in this process (llama.cpp in its
+    own)."""
     import torch
 
-    from byzer_agents.llm_runtime.backends.transformers_backend import TransformersBackend
+    from byzer_agents.llm_runtime.backends.transformers_loading import quantize_dynamic_int8
+    from byzer_agents.llm_runtime.checkpoints import resolve_checkpoint
     from byzer_agents.llm_runtime.infer_backend import InferBackend
 
-    for name in (FP32_UDF, LLAMACPP_UDF):
+    for name in UDF_NAMES:
         if llm.undeploy(name):
             progress(f"removed a {name} left by an earlier run")
     progress(f"deploying {gguf.name} on transformers (float32) as {FP32_UDF}")
-    llm.deploy(gguf, "custom/auto", FP32_UDF, INFER_PARAMS)
+    llm.deploy(gguf, "custom/auto", FP32_UDF, INFER_PARAMS, infer_backend="transformers")
+    progress(f"deploying {gguf.name} on transformers (dynamic int8) as {INT8_UDF}")
+    llm.deploy(gguf, "custom/auto", INT8_UDF, INT8_INFER_PARAMS, infer_backend="transformers")
+    quantization = llm.get_meta(model=INT8_UDF)["quantization"]
+    if quantization != "dynamic-int8":
+        raise SystemExit(f"{INT8_UDF} serves quantization={quantization!r}, not dynamic-int8")
     progress(f"deploying {gguf.name} on llama.cpp as {LLAMACPP_UDF}")
     llamacpp = llm.deploy(
         model_path=gguf,
@@ -186,21 +207,19 @@ def load_engines(llm: Any, gguf: Path) -> Engines:
         infer_backend=InferBackend.LlamaCpp,
         infer_params=INFER_PARAMS,
     )
-    checkpoint = Path(llm.get_meta(model=FP32_UDF)["checkpoint"])
-    progress(f"loading {checkpoint.name} here: bare fp32, bare int8, int8 TransformersBackend")
+    checkpoint = resolve_checkpoint(gguf)  # the converted directory the workers loaded
+    progress(f"loading {checkpoint.name} here: bare fp32, bare int8")
     torch.set_num_threads(THREADS)
-    backend = TransformersBackend(checkpoint, model_name="bench-int8", num_threads=THREADS)
-    quantize_int8(backend._model)  # no infer_param asks for it yet
-    fp32 = BareModel(checkpoint, backend)
-    int8 = BareModel(checkpoint, backend)
-    quantize_int8(int8.model)
+    renderer = PromptRenderer(checkpoint)
+    fp32 = BareModel(checkpoint, renderer)
+    int8 = BareModel(checkpoint, renderer)
+    quantize_dynamic_int8(int8.model)  # what the int8 deployment's worker does
     progress("loading the GGUF file in bare llama.cpp, in a process of its own")
-    return Engines(llm, llamacpp, fp32, int8, backend, BareLlama(gguf))
+    return Engines(llm, llamacpp, renderer, fp32, int8, BareLlama(gguf))
 
 
 def close_engines(e: Engines) -> None:
-    """The in-process backend and the llama.cpp child process."""
-    e.int8_backend.close()
+    """The llama.cpp child process."""
     e.llama.close()
 
 
@@ -215,9 +234,7 @@ def decode_paths(e: Engines, prompt: str, n: int) -> dict[str, Call]:
         "transformers fp32, bare `generate`": lambda: e.fp32.generate([ids], n)[0],
         "transformers fp32, `LLM.chat_oai`": lambda: stack_chat(e.llm, FP32_UDF, prompt, n),
         "transformers int8, bare `generate`": lambda: e.int8.generate([ids], n)[0],
-        "transformers int8, in-process `TransformersBackend`": lambda: backend_chat(
-            e.int8_backend, prompt, n
-        ),
+        "transformers int8, `LLM.chat_oai`": lambda: stack_chat(e.llm, INT8_UDF, prompt, n),
         "llama.cpp, bare `create_completion`": lambda: e.llama.complete(text, n),
         "llama.cpp, `LLM.chat_oai`": lambda: stack_chat(e.llm, LLAMACPP_UDF, prompt, n),
     }
@@ -309,6 +326,36 @@ def measure_constrained(
     return per_token, counts
 
 
+PREFILL_TEXT = " ".join(
+    f"Tool {i}: get_record_{i}(id: int, fields: list[str]) returns record {i} of the archive."
+    for i in range(40)
+)
+"""About 1,000 tokens: a prompt the size of a tool-calling request with many tools (BFCL's)."""
+
+
+def measure_prefill(e: Engines, repeats: int) -> dict[str, tuple[int, float]]:
+    """Seconds from the call to a 1-token answer of a ~1,000-token prompt on each deployment,
+    the engines taking turns. Each repeat's prompt starts differently, so llama.cpp's reuse of
+    the prompt it has cached covers only the system prompt."""
+    timings: dict[str, list[float]] = {name: [] for name in UDF_NAMES}
+    prompt_tokens: dict[str, int] = {}
+    for repeat in range(repeats + 1):  # the first round warms up
+        for name in UDF_NAMES:
+            time.sleep(PAUSE_S)
+            started = time.perf_counter()
+            (answer,) = e.llm.chat_oai(
+                f"Round {repeat}. {PREFILL_TEXT} Which tool returns record 7?",
+                model=name,
+                llm_config={"temperature": 0, "max_tokens": 1},
+            )
+            seconds = time.perf_counter() - started
+            prompt_tokens[name] = int(answer.metadata["usage"]["prompt_tokens"])
+            if repeat:
+                timings[name].append(seconds)
+                progress(f"prefill [{repeat}/{repeats}] {name}: {seconds:.2f} s")
+    return {name: (prompt_tokens[name], statistics.median(timings[name])) for name in UDF_NAMES}
+
+
 def measure(settings: Settings) -> Results:
     """Deploy, load, warm up, time every path, undeploy."""
     from byzer_agents import LLM
@@ -330,12 +377,13 @@ def measure(settings: Settings) -> Results:
             results.constrained_ms, results.constrained_tokens = measure_constrained(
                 engines, n, repeats
             )
+            results.prefill = measure_prefill(engines, repeats)
         finally:
             close_engines(engines)
     finally:
-        for name in (FP32_UDF, LLAMACPP_UDF):
+        for name in UDF_NAMES:
             llm.undeploy(name)
-        progress("undeployed both; the local Ray cluster keeps running")
+        progress("undeployed all three; the local Ray cluster keeps running")
     results.load_after = os.getloadavg()
     results.elapsed_s = time.perf_counter() - started
     return results
@@ -365,15 +413,13 @@ def section_text(r: Results, command: str) -> str:
         "",
         "SmolLM2-135M-Instruct as shipped (Q4_1 GGUF). transformers: the float32 checkpoint the"
         " worker converts it to; int8: the same with every `nn.Linear` quantized by"
-        " `torch.ao.quantization.quantize_dynamic` (qint8); llama.cpp: the GGUF file as it is."
+        " `torch.ao.quantization.quantize_dynamic` (qint8), served by a deployment with"
+        ' `infer_params={"quantization": "dynamic-int8"}`; llama.cpp: the GGUF file as it is.'
         f" Every engine on {THREADS} threads (deployments: `num_threads={THREADS}`, one replica"
         " each, `cpus_per_worker=0.5`); bare llama.cpp in a process of its own. Greedy; medians"
         f" of {s.repeats} repeats in which the paths take turns, after every path has answered"
         " once, with 0.5 s idle before each timed path (torch's threads in the driver spin for a"
-        " while after a call); tokens are each engine's own count. There is no infer_param for"
-        " dynamic int8 yet,"
-        " so its stack row is the in-process `TransformersBackend` (no Ray) with its model"
-        " quantized in place.",
+        " while after a call); tokens are each engine's own count.",
         "",
         f"**Decode, one request** of up to {s.max_tokens} new tokens (`{PROMPTS[0]}`), timed"
         " from the call to the answer:",
@@ -418,6 +464,28 @@ def section_text(r: Results, command: str) -> str:
         f"Constrained decoding costs {100 * (schema / free - 1):+.1f}% per token (aim: under 5%).",
         "",
     ]
+    if r.prefill:
+        labels = {
+            FP32_UDF: "transformers fp32",
+            INT8_UDF: "transformers dynamic int8",
+            LLAMACPP_UDF: "llama.cpp (Q4_1)",
+        }
+        fp32_s = r.prefill[FP32_UDF][1]
+        lines += [
+            "**A long prompt** (about 1,000 tokens, the size of a tool-calling request with many"
+            " tools), answered with 1 token through `LLM.chat_oai`: what a tool call or a BFCL"
+            " case waits for before its first token. Medians of"
+            f" {s.repeats}, the engines taking turns:",
+            "",
+            "| engine | prompt tokens | s to the answer | prompt tok/s | against fp32 |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {labels[name]} | {tokens} | {seconds:.2f} | {tokens / seconds:.0f} |"
+                f" {fp32_s / seconds:.2f}x |"
+                for name, (tokens, seconds) in r.prefill.items()
+            ),
+            "",
+        ]
     return "\n".join(lines)
 
 

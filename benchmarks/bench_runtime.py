@@ -221,7 +221,11 @@ class Deployed:
 
 def deploy_and_ask(llm: Any, gguf: Path) -> tuple[Any, Deployed]:
     start = time.perf_counter()
-    deployment = llm.deploy(gguf, "custom/auto", UDF_NAME, INFER_PARAMS)
+    # Named: the comparison is with bare transformers `generate` (custom/auto alone would pick
+    # llama.cpp for this GGUF; bench_engines.py compares the engines).
+    deployment = llm.deploy(
+        gguf, "custom/auto", UDF_NAME, INFER_PARAMS, infer_backend="transformers"
+    )
     deployed = time.perf_counter() - start
     llm.chat_oai(TINY_PROMPT, model=UDF_NAME, llm_config={"temperature": 0, "max_tokens": 8})
     answered = time.perf_counter() - start

@@ -20,8 +20,11 @@ Then one more worker, a measuring actor with the deployment's resources, repeats
 actor start, the worker module, torch, transformers, the backend module, tokenizer, model, the
 rest of the backend, first generate), so the worker's share is split by cause.
 
-Run: ``.venv/bin/python benchmarks/bench_warm_deploy.py [--repeats 3]``. Joins the local Ray
-cluster (starting it when none runs; it is left running). Prints; writes nothing.
+Run: ``.venv/bin/python benchmarks/bench_warm_deploy.py [--repeats 3] [--engine transformers]``.
+Without ``--engine`` the deployment names none, so ``custom/auto`` picks the engine as a user's
+deploy does (llama.cpp for this GGUF when llama-cpp-python is installed); the measuring actor's
+breakdown is of the transformers worker, printed with ``--engine transformers`` only. Joins the
+local Ray cluster (starting it when none runs; it is left running). Prints; writes nothing.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ sys.path.insert(0, str(_REPO_ROOT))  # run as a script from a checkout, without 
 UDF_NAME = "bench-warm-deploy"
 INFER_PARAMS = {"num_threads": 2, "max_model_len": 2048}
 ONE_TOKEN = {"temperature": 0, "max_tokens": 1}
+ENGINE: str | None = None
+"""``--engine``: the infer_backend every deploy here names (None: custom/auto chooses)."""
 
 
 def deploy_once(llm: Any, model_path: Path) -> dict[str, float]:
@@ -52,7 +57,7 @@ def deploy_once(llm: Any, model_path: Path) -> dict[str, float]:
     started_wall, started = time.time(), time.perf_counter()
     cluster.connect()  # what deploy does first; at once when this process has joined already
     joined = time.perf_counter()
-    deployment = llm.deploy(model_path, "custom/auto", UDF_NAME, INFER_PARAMS)
+    deployment = llm.deploy(model_path, "custom/auto", UDF_NAME, INFER_PARAMS, infer_backend=ENGINE)
     ready = time.perf_counter()
     llm.chat_oai("Hi", model=UDF_NAME, llm_config=ONE_TOKEN)
     answered = time.perf_counter()
@@ -80,6 +85,8 @@ def fresh_driver_once() -> dict[str, float]:
     # Without the RAY_ADDRESS this process's ray.init set: the child finds the cluster as a
     # user's program does.
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    if ENGINE:
+        env["BENCH_WARM_ENGINE"] = ENGINE
     result = subprocess.run(
         [sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True
     )
@@ -194,8 +201,11 @@ def main() -> None:
     """Measure and print."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--engine", choices=["transformers", "llama_cpp"], default=None)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global ENGINE
+    ENGINE = args.engine or os.environ.get("BENCH_WARM_ENGINE") or None
     if args.child:
         child()
         return
@@ -208,13 +218,17 @@ def main() -> None:
     resolve_checkpoint(model_path)  # the safetensors cache warm (converted once, here if need be)
     llm = LLM()
     llm.undeploy(UDF_NAME)
-    llm.deploy(model_path, "custom/auto", UDF_NAME, INFER_PARAMS)  # every import cache warm
+    # every import cache warm
+    llm.deploy(model_path, "custom/auto", UDF_NAME, INFER_PARAMS, infer_backend=ENGINE)
+    print(f"engine: {llm.get_meta(model=UDF_NAME)['backend']}", flush=True)
     llm.undeploy(UDF_NAME)
     report("a new driver process each time", [fresh_driver_once() for _ in range(args.repeats)])
     report(
         "in this process, joined already",
         [deploy_once(llm, model_path) for _ in range(args.repeats)],
     )
+    if ENGINE != "transformers":
+        return
     print("inside one worker (a measuring actor doing what ModelWorker.__init__ does):")
     for name, seconds in worker_phases(llm, model_path):
         print(f"  {name:40s} {seconds:5.2f} s")

@@ -198,9 +198,9 @@ def run(console: Console) -> None:
         llm.deploy(path, "custom/auto", DEFAULT_NAME, {"max_model_len": 2048})
     meta = llm.get_meta(model=DEFAULT_NAME)
     console.print(
-        f"       {meta.get('architectures')} on {meta.get('device')}, {meta.get('dtype')}, "
-        f"adapter: {(meta.get('adapter') or {}).get('path', 'none')}, "
-        f"constrained decoding: {meta.get('constrained_decoding')}"
+        f"engine: {meta.get('backend')} on {meta.get('device')} ({meta.get('dtype')}), "
+        f"because {meta.get('engine_reason')}; adapter: "
+        f"{(meta.get('adapter') or {}).get('path', 'none')}"
     )
     verdicts = [
         _date_step(console, llm),

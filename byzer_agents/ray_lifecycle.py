@@ -25,13 +25,14 @@ __all__ = ["DeployResources", "RayLifecycle"]
 
 @dataclasses.dataclass(frozen=True)
 class DeployResources:
-    """What each deployment gets: its workers, their CPUs and GPUs, and the engine they run."""
+    """What each deployment gets: its workers, their CPUs and GPUs, and the engine they run
+    (None: the fastest engine here for the model, ``engine_choice.choose_engine``)."""
 
     num_workers: int = 1
     # Few CPUs per worker, so a 2-core machine holds a model, a server and a second one.
     cpus_per_worker: float = 0.5
     gpus_per_worker: float = 0.0
-    infer_backend: InferBackend = InferBackend.Transformers
+    infer_backend: InferBackend | None = None
 
     def replace(
         self,
@@ -84,17 +85,30 @@ class RayLifecycle:
             InferParams,
             parse_model_type,
         )
+        from byzer_agents.llm_runtime.engine_choice import choose_engine
 
         model_type = parse_model_type(pretrained_model_type)
         if not model_path and model_type.kind != "saas":
             raise ConfigurationError(f"deploying {pretrained_model_type!r} needs a model_path")
         default_name = Path(str(model_path)).stem if model_path else model_type.name.split("/")[-1]
+        params = InferParams.parse(infer_params)
+        engine = choose_engine(
+            str(model_path or ""),
+            model_type,
+            params,
+            gpus_per_worker=resources.gpus_per_worker,
+            asked=resources.infer_backend,
+        )
         return DeploymentSpec(
             udf_name=udf_name or default_name.replace(" ", "_"),
             model_path=str(model_path or ""),
             model_type=model_type,
-            infer_params=InferParams.parse(infer_params),
-            **dataclasses.asdict(resources),
+            infer_params=params,
+            num_workers=resources.num_workers,
+            cpus_per_worker=resources.cpus_per_worker,
+            gpus_per_worker=resources.gpus_per_worker,
+            infer_backend=engine.infer_backend,
+            engine_reason=engine.reason,
         )
 
     def deploy(self, spec: DeploymentSpec) -> RayDeployment:

@@ -35,7 +35,7 @@ def main() -> None:
 
 def talk(llm: ByzerLLM) -> None:
     answer = llm.chat(
-        MODEL, LLMRequest(instruction="What is the capital of France?", max_length=32)
+        MODEL, LLMRequest(instruction="Which city is the capital of France?", max_length=32)
     )
     print(f"chat:     {answer[0].output}")
 

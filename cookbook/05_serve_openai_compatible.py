@@ -42,7 +42,7 @@ def main() -> None:
 
         completion = client.chat.completions.create(
             model=MODEL,
-            messages=[{"role": "user", "content": "What is the capital of France?"}],
+            messages=[{"role": "user", "content": "Which city is the capital of France?"}],
             temperature=0,
             max_tokens=32,
         )

@@ -82,7 +82,10 @@ def parse_model_type(name: str) -> ModelType:
     return found
 
 
-_QUANTIZATION_WORDS = {"4": "4", "8": "8", "true": "4", "int4": "4", "int8": "8"}
+_QUANTIZATION_WORDS = {
+    **{"4": "4", "8": "8", "true": "4", "int4": "4", "int8": "8"},  # bitsandbytes bits
+    **dict.fromkeys(("dynamic-int8", "int8-dynamic", "dynamic"), "dynamic-int8"),  # torch, CPU
+}
 _KEY_ALIASES = {
     "quatization": "quantization",  # Byzer-LLM's spelling
     "max_length": "max_model_len",
@@ -104,7 +107,9 @@ class InferParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    quantization: Literal["4", "8"] | None = None
+    quantization: Literal["4", "8", "dynamic-int8"] | None = None
+    """bitsandbytes ``"4"``/``"8"`` bits, or ``"dynamic-int8"``: torch's dynamic int8 linear
+    layers on the CPU (transformers backend only)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = None
     device: str | None = None
     max_model_len: int | None = Field(default=None, ge=16)
@@ -146,7 +151,9 @@ class InferParams(BaseModel):
         word = _QUANTIZATION_WORDS.get(str(value).strip().lower())
         if word is None:
             raise ConfigurationError(
-                f"{value!r} is not a quantization; use '4', '8' or 'true' (4-bit)"
+                f"{value!r} is not a quantization; use '4'/'int4'/'true' or '8'/'int8' "
+                "(bitsandbytes bits), or 'dynamic-int8'/'int8-dynamic'/'dynamic' (torch's "
+                "dynamic int8, CPU)"
             )
         return word
 
@@ -191,7 +198,7 @@ _BACKEND_ONLY_PARAMS = {
     InferBackend.VLLM: ("gpu_memory_utilization", "max_num_seqs", "enforce_eager"),
     InferBackend.DeepSpeed: ("kernel_inject",),
 }
-_ADAPTER_BACKENDS = (InferBackend.Transformers, InferBackend.DeepSpeed)
+_ADAPTER_BACKENDS = (InferBackend.Transformers, InferBackend.DeepSpeed, InferBackend.LlamaCpp)
 
 
 class DeploymentSpec(BaseModel):
@@ -203,6 +210,8 @@ class DeploymentSpec(BaseModel):
     model_path: str
     model_type: ModelType
     infer_backend: InferBackend = InferBackend.Transformers
+    engine_reason: str = ""
+    """Why ``infer_backend`` serves this deployment (``engine_choice.choose_engine``)."""
     infer_params: InferParams = Field(default_factory=InferParams)
     num_workers: int = Field(default=1, ge=1)
     cpus_per_worker: float = Field(default=0.5, gt=0)
@@ -248,15 +257,23 @@ class DeploymentSpec(BaseModel):
                 )
         if self.infer_params.adapter and self.infer_backend not in _ADAPTER_BACKENDS:
             raise ConfigurationError(
-                f"infer_params adapter applies to infer_backend 'transformers' and 'deepspeed' "
-                f"only; this deployment uses {self.infer_backend.value!r} (merge the adapter "
-                "first: byzer_agents.finetune.merge)"
+                "infer_params adapter applies to infer_backend 'transformers', 'deepspeed' and "
+                f"'llama_cpp' only; this deployment uses {self.infer_backend.value!r} (merge the "
+                "adapter first: byzer_agents.finetune.merge)"
             )
-        if self.infer_params.quantization and self.infer_backend is not InferBackend.Transformers:
+        quantization = self.infer_params.quantization
+        if quantization and self.infer_backend is not InferBackend.Transformers:
             raise ConfigurationError(
-                f"quantization={self.infer_params.quantization!r} is available with infer_backend "
-                f"'transformers' only (bitsandbytes); this deployment uses "
+                f"quantization={quantization!r} is available with infer_backend "
+                f"'transformers' only (bitsandbytes, torch dynamic int8); this deployment uses "
                 f"{self.infer_backend.value!r}"
+            )
+        device = self.infer_params.device or ""
+        if quantization == "dynamic-int8" and (self.gpus_per_worker > 0 or "cuda" in device):
+            raise ConfigurationError(
+                f"quantization='dynamic-int8' runs on the CPU only; this deployment asks for "
+                f"device={device or None!r}, gpus_per_worker={self.gpus_per_worker:g}: use "
+                "quantization '4'/'8' (bitsandbytes) on a GPU"
             )
         return self
 
@@ -287,7 +304,8 @@ class DeploymentSpec(BaseModel):
         if self.infer_backend not in _ADAPTER_BACKENDS:
             raise ConfigurationError(
                 f"{where}, which infer_backend {self.infer_backend.value!r} does not apply; use "
-                "'transformers' or 'deepspeed', or merge it first (byzer_agents.finetune.merge)"
+                "'transformers', 'deepspeed' or 'llama_cpp', or merge it first "
+                "(byzer_agents.finetune.merge)"
             )
         if self.infer_params.adapter:
             raise ConfigurationError(

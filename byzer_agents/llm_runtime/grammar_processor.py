@@ -26,9 +26,11 @@ completion as the token budget runs out.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import torch
 import xgrammar as xgr
 from transformers import LogitsProcessor
@@ -46,6 +48,8 @@ STEERING_TOP_K = 8
 """How many of the model's best allowed tokens budget steering weighs at each step."""
 STEERING_SLACK = 32
 """Steering starts when the budget left is within this many tokens of the shortest completion."""
+
+_NUMPY_DTYPES = (torch.float32, torch.float16, torch.float64)
 
 # Rollouts try closing tokens first (longest first), then separators (a value just ended: a
 # digit would only make a number longer), one-token values, and openers.
@@ -75,6 +79,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
         self._encode = encode
         self._encoded: dict[str, list[int]] = {}
         self._bitmask = xgr.allocate_token_bitmask(1, vocabulary.size)
+        self._bits = self._bitmask.numpy()  # the same memory, read a bit at a time
         self._scratch = xgr.allocate_token_bitmask(1, vocabulary.size)
         self._max_new_tokens = max_new_tokens
         self._budget_steering = budget_steering
@@ -91,6 +96,15 @@ class GrammarLogitsProcessor(LogitsProcessor):
                 f"GrammarLogitsProcessor takes a batch of one sequence, got {input_ids.shape[0]}"
             )
         length = int(input_ids.shape[1])
+        last = None if self._prompt_length is None else int(input_ids[0, -1])
+        return self.step(length, last, scores)
+
+    def step(
+        self, length: int, last_token: int | None, scores: torch.FloatTensor
+    ) -> torch.FloatTensor:
+        """Mask ``scores`` (shape ``(1, vocab)``, in place, returned) for the next token of a
+        sequence now ``length`` tokens long whose last token is ``last_token`` (None at the
+        first step: the prompt's end). ``__call__`` for engines that keep the ids themselves."""
         if self._prompt_length is None:
             self._prompt_length = length
         else:
@@ -100,29 +114,44 @@ class GrammarLogitsProcessor(LogitsProcessor):
                     "fresh one from Constraint.logits_processor for each call"
                 )
             self._seen += 1
-            self._accept(int(input_ids[0, -1]))
+            if last_token is None:
+                raise UsageError(
+                    f"GrammarLogitsProcessor.step needs the last token after the first step "
+                    f"(sequence length {length}); got None"
+                )
+            self._accept(last_token)
         if self.rejected_token is not None or self._matcher.is_terminated():
             _keep_only(scores, self._matcher.stop_token_ids)
             return scores
-        self._matcher.fill_next_token_bitmask(self._bitmask)
-        _apply_bitmask(scores, self._bitmask, self._vocabulary.size)
+        # False: every token is allowed (no mask to apply).
+        masks = self._matcher.fill_next_token_bitmask(self._bitmask)
         forced = self._forced_token(scores)
         if forced is not None:
+            # Only the forced token stays: the rest of the mask need not be written first.
             _keep_only(scores, [forced])
-        elif self._budget_steering:
+            return scores
+        _apply_bitmask(scores, self._bitmask if masks else None, self._vocabulary.size)
+        if self._budget_steering:
             self._steer(scores, left_after=self._max_new_tokens - self._seen - 1)
         return scores
 
     def _forced_token(self, scores: torch.Tensor) -> int | None:
-        """The first of the tokenizer's own tokens for the text the grammar forces now, if any.
-        Left alone, a small model spells forced keys one character per token."""
+        """The first of the tokenizer's own tokens for the text the grammar forces now, if any,
+        when the mask (filled, not yet applied) allows it. Left alone, a small model spells
+        forced keys one character per token."""
         forced = self._matcher.find_jump_forward_string()
         if not forced:
             return None
         ids = self._tokens_of(forced)
-        if ids and bool(torch.isfinite(scores[0, ids[0]])):
-            return ids[0]
-        return None
+        if not ids or not self._allowed(ids[0], width=int(scores.shape[-1])):
+            return None
+        return ids[0] if math.isfinite(float(scores[0, ids[0]])) else None
+
+    def _allowed(self, token: int, *, width: int) -> bool:
+        """Whether the filled mask allows ``token`` (padded rows past the vocabulary never)."""
+        if not 0 <= token < min(self._vocabulary.size, width):
+            return False
+        return bool((int(self._bits[0, token >> 5]) >> (token & 31)) & 1)
 
     def _tokens_of(self, text: str) -> list[int]:
         ids = self._encoded.get(text)
@@ -146,7 +175,9 @@ class GrammarLogitsProcessor(LogitsProcessor):
             return
         top = torch.topk(scores[0], k=min(STEERING_TOP_K, scores.shape[-1]))
         candidates = [
-            int(t) for v, t in zip(top.values, top.indices, strict=True) if torch.isfinite(v)
+            t
+            for v, t in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+            if math.isfinite(v)
         ]
         if self._matcher.is_completed():
             candidates.extend(self._matcher.stop_token_ids)
@@ -162,8 +193,7 @@ class GrammarLogitsProcessor(LogitsProcessor):
             feasible = [now_first] if now_first is not None else candidates[:1]
         if not feasible:
             return
-        allowed = torch.isfinite(scores[0]).sum()
-        if len(feasible) < int(allowed):
+        if len(feasible) < _count_finite(scores):
             self.steered_steps += 1
             _keep_only(scores, feasible)
 
@@ -203,23 +233,49 @@ class GrammarLogitsProcessor(LogitsProcessor):
         return []
 
 
-def _apply_bitmask(scores: torch.Tensor, bitmask: torch.Tensor, vocab_size: int) -> None:
-    # "auto" would pick triton on a GPU, an optional dependency of xgrammar.
-    backend: Literal["cpu", "torch_native"] = (
-        "cpu" if scores.device.type == "cpu" else "torch_native"
-    )
-    xgr.apply_token_bitmask_inplace(
-        scores,
-        bitmask.to(scores.device),
-        vocab_size=min(vocab_size, scores.shape[-1]),
-        backend=backend,
-    )
+def _apply_bitmask(scores: torch.Tensor, bitmask: torch.Tensor | None, vocab_size: int) -> None:
+    """Mask ``scores`` by ``bitmask`` (None: every token allowed) and the padded rows."""
+    if bitmask is not None:
+        # "auto" would pick triton on a GPU, an optional dependency of xgrammar.
+        backend: Literal["cpu", "torch_native"] = (
+            "cpu" if scores.device.type == "cpu" else "torch_native"
+        )
+        xgr.apply_token_bitmask_inplace(
+            scores,
+            bitmask.to(scores.device),
+            vocab_size=min(vocab_size, scores.shape[-1]),
+            backend=backend,
+        )
     if scores.shape[-1] > vocab_size:
         scores[:, vocab_size:] = float("-inf")  # padded embedding rows are never tokens
 
 
+def _cpu_row(scores: torch.Tensor) -> np.ndarray | None:
+    """The first row of ``scores`` as a numpy view when it lives on the CPU in a dtype numpy
+    has: numpy's single-threaded loops beat torch's on one vocabulary-wide row here (torch may
+    split them across threads that llama.cpp's decode threads keep busy)."""
+    if scores.device.type != "cpu" or scores.dtype not in _NUMPY_DTYPES:
+        return None
+    return scores.detach().numpy()[0]
+
+
+def _count_finite(scores: torch.Tensor) -> int:
+    """How many tokens of the first row are still allowed (finite)."""
+    row = _cpu_row(scores)
+    if row is not None:
+        return int(np.count_nonzero(np.isfinite(row)))
+    return int(torch.isfinite(scores[0]).sum())
+
+
 def _keep_only(scores: torch.Tensor, token_ids: Sequence[int]) -> None:
-    kept = torch.tensor(list(token_ids), dtype=torch.long, device=scores.device)
+    kept_ids = list(token_ids)
+    row = _cpu_row(scores) if scores.shape[0] == 1 else None
+    if row is not None:
+        kept_values = row[kept_ids]  # a copy (fancy indexing)
+        row.fill(-np.inf)
+        row[kept_ids] = kept_values
+        return
+    kept = torch.tensor(kept_ids, dtype=torch.long, device=scores.device)
     values = scores[:, kept].clone()
     scores.fill_(float("-inf"))
     scores[:, kept] = values

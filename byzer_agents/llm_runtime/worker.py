@@ -121,7 +121,8 @@ def _llamacpp_backend(spec: DeploymentSpec) -> ChatBackend:
         chat_template=template,
         max_model_len=params.max_model_len,
         embedding=spec.model_type.kind == "embedding",
-        reason=f"the deployment asked for infer_backend {spec.infer_backend.value!r}",
+        adapter=params.adapter,
+        reason=spec.engine_reason or "the deployment asked for infer_backend 'llama_cpp'",
     )
 
 
@@ -249,5 +250,8 @@ class ModelWorker:
         return self.backend.embed(texts)
 
     def meta(self) -> dict[str, Any]:
-        """The backend's meta."""
-        return dict(self.backend.meta())
+        """The backend's meta, with the engine serving the deployment and why it was chosen."""
+        meta = dict(self.backend.meta())
+        meta["infer_backend"] = self.spec.infer_backend.value
+        meta["engine_reason"] = self.spec.engine_reason or meta.get("engine_reason")
+        return meta

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import time
 from collections.abc import Iterator
 from typing import Literal
@@ -48,7 +49,7 @@ class City(BaseModel):
 
 
 def test_chat_answers_through_the_deployment(llm: ByzerLLM) -> None:
-    (answer,) = llm.chat_oai("What is the capital of France?", model=NAME, llm_config=GREEDY)
+    (answer,) = llm.chat_oai("Which city is the capital of France?", model=NAME, llm_config=GREEDY)
     assert "Paris" in answer.output
     assert answer.metadata["usage"]["completion_tokens"] > 0
 
@@ -82,11 +83,16 @@ def test_extract_returns_a_valid_instance(llm: ByzerLLM) -> None:
     assert isinstance(city, City) and city.name and city.country
 
 
-def test_meta_describes_the_deployment(llm: ByzerLLM) -> None:
+def test_meta_says_which_engine_serves_and_why(llm: ByzerLLM) -> None:
     meta = llm.get_meta(model=NAME)
-    assert meta["backend"] == "transformers" and meta["device"] == "cpu"
-    assert meta["architectures"] == ["LlamaForCausalLM"]
-    assert meta["constrained_decoding"] is True and meta["num_workers"] == 1
+    assert meta["device"] == "cpu" and meta["num_workers"] == 1
+    assert meta["constrained_decoding"] is True
+    if importlib.util.find_spec("llama_cpp") is None:
+        assert (meta["backend"], meta["infer_backend"]) == ("transformers", "transformers")
+        assert "llama-cpp-python is not installed" in meta["engine_reason"]
+    else:  # a GGUF on a replica without a GPU: the fastest engine here
+        assert (meta["backend"], meta["infer_backend"]) == ("llama.cpp", "llama_cpp")
+        assert "GGUF" in meta["engine_reason"] and "without a GPU" in meta["engine_reason"]
 
 
 def test_embeddings_from_the_shipped_minilm(llm: ByzerLLM) -> None:

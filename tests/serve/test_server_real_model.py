@@ -60,7 +60,7 @@ def test_models_lists_the_deployments(client: openai.OpenAI) -> None:
 
 
 def test_chat_and_stream_give_the_same_greedy_answer(client: openai.OpenAI) -> None:
-    question = [{"role": "user", "content": "What is the capital of France?"}]
+    question = [{"role": "user", "content": "Which city is the capital of France?"}]
     completion = client.chat.completions.create(
         model=CHAT, messages=question, temperature=0, max_tokens=32
     )

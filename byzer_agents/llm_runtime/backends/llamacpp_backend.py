@@ -26,11 +26,12 @@ from typing import Any, Literal
 from byzer_agents.core.protocol import Capabilities
 from byzer_agents.exceptions import ConfigurationError
 from byzer_agents.llm_runtime.backends.llamacpp_support import (
-    NumpyLogitsProcessor,
+    GrammarSampler,
     XgrammarSource,
     end_markers_of,
     gguf_file_of,
     import_llama_cpp,
+    sample_with_grammar,
     template_of,
 )
 from byzer_agents.llm_runtime.backends.local_chat import (
@@ -47,6 +48,13 @@ from byzer_agents.llm_runtime.backends.local_chat import (
     usage_of,
 )
 from byzer_agents.llm_runtime.chat_prompt import offers_tools, render_chat_prompt
+from byzer_agents.llm_runtime.gguf_lora import gguf_lora_file
+from byzer_agents.llm_runtime.peft_adapter import (
+    AdapterSource,
+    adapter_base,
+    is_adapter_dir,
+    read_adapter,
+)
 from byzer_agents.llm_runtime.structured_output import OutputSpec, output_spec, wants_constraint
 from byzer_agents.prompts.chat_templates import ChatTemplate
 from byzer_agents.types import (
@@ -58,6 +66,18 @@ from byzer_agents.types import (
 )
 
 __all__ = ["LlamaCppBackend"]
+
+
+def _adapter_and_base(
+    model_path: str | Path, adapter: str | Path | None
+) -> tuple[AdapterSource | None, str | Path]:
+    """The LoRA adapter served (if any) and the model it applies to."""
+    if adapter is not None:
+        return read_adapter(adapter, base=str(model_path)), model_path
+    if is_adapter_dir(model_path):
+        source = read_adapter(model_path)
+        return source, adapter_base(source)
+    return None, model_path
 
 
 @dataclass
@@ -80,6 +100,9 @@ class LlamaCppBackend:
     GGUF ships none (else ChatML). ``max_model_len``: the context, by default the model's own.
     ``embedding=True`` loads it for ``embed`` (an embedding GGUF, mean-pooled when it declares no
     pooling) instead of chat. ``reason`` says why this engine serves the deployment (``meta``).
+    A PEFT LoRA adapter (``adapter``, or a ``model_path`` that is an adapter directory, served on
+    the GGUF base its config names) is converted once to a GGUF LoRA (``gguf_lora``) and applied
+    by llama.cpp over the unchanged quantized base.
     """
 
     def __init__(
@@ -92,6 +115,7 @@ class LlamaCppBackend:
         chat_template: ChatTemplate | None = None,
         max_model_len: int | None = None,
         embedding: bool = False,
+        adapter: str | Path | None = None,
         reason: str = "infer_backend 'llama_cpp' was asked for",
     ) -> None:
         if not model_name:
@@ -102,13 +126,19 @@ class LlamaCppBackend:
         self._llama_cpp = llama_cpp
         self.model_name = model_name
         self.model_path = Path(model_path)
-        self.checkpoint = gguf_file_of(model_path, gguf_file)
+        self.adapter, base = _adapter_and_base(model_path, adapter)
+        self.checkpoint = gguf_file_of(base, gguf_file)
+        self.lora_file = (
+            None if self.adapter is None else gguf_lora_file(self.adapter.path, self.checkpoint)
+        )
         self.num_threads = num_threads
         self.embedding = embedding
         self.reason = reason
         options: dict[str, Any] = {}
         if embedding:
             options["pooling_type"] = llama_cpp.LLAMA_POOLING_TYPE_MEAN
+        if self.lora_file is not None:
+            options["lora_path"] = str(self.lora_file)
         self._llm = llama_cpp.Llama(
             model_path=str(self.checkpoint),
             n_ctx=max_model_len or 0,  # 0: the model's own context length
@@ -263,6 +293,8 @@ class LlamaCppBackend:
             "engine_reason": self.reason,
             "num_threads": self.num_threads,
             "embedding": self.embedding,
+            "adapter": None if self.adapter is None else self.adapter.describe(),
+            "lora_file": None if self.lora_file is None else str(self.lora_file),
             "constrained_decoding": grammar,
             "xgrammar_off_because": self._xgrammar.reason,
             "requests_served": self.requests_served,
@@ -336,7 +368,8 @@ class LlamaCppBackend:
                 stop_token_ids=sorted(self._ends.token_ids),
             )
             assert constraint is not None  # output_spec found something to constrain
-            processor = NumpyLogitsProcessor(constraint.logits_processor)
+            sample_with_grammar(self._llm, self._llama_cpp)
+            processor = GrammarSampler(constraint.logits_processor, self._llm)
             options["logits_processor"] = self._llama_cpp.LogitsProcessorList([processor])
             return constraint, "xgrammar"
         schema = spec.output_schema

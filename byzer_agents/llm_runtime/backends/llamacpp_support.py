@@ -1,6 +1,6 @@
 """What ``LlamaCppBackend`` needs around llama-cpp-python itself: the GGUF file a deployment names,
 the threads a replica may use, the chat template and end tokens read from the GGUF, and the
-project's xgrammar constraint driven through llama.cpp's logits hook.
+project's xgrammar constraint run as the first sampler of llama.cpp's chain (``GrammarSampler``).
 
 Constrained decoding goes through the same ``constrained.build_constraint`` as the transformers
 engine (the same grammar, forced text and budget steering), so the xgrammar vocabulary needs the
@@ -13,6 +13,7 @@ plain-text alternative (``tool_choice="auto"`` without a response_format runs un
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
 import os
@@ -30,12 +31,13 @@ from byzer_agents.prompts.chat_templates import ChatTemplate, Templates
 
 __all__ = [
     "GgufTokenizerView",
-    "NumpyLogitsProcessor",
+    "GrammarSampler",
     "XgrammarSource",
     "end_markers_of",
     "gguf_file_of",
     "import_llama_cpp",
     "replica_threads",
+    "sample_with_grammar",
     "template_of",
 ]
 
@@ -137,22 +139,89 @@ def end_markers_of(llm: Any, template: ChatTemplate) -> EndMarkers:
     return EndMarkers(frozenset(ids), tuple(texts))
 
 
-class NumpyLogitsProcessor:
-    """The transformers engine's grammar processor (torch tensors, a batch of one) as llama.cpp's
-    ``logits_processor`` hook calls it: ``(input_ids, scores)`` numpy arrays, the masked scores
-    returned."""
+class GrammarSampler:
+    """The transformers engine's grammar processor (torch tensors, a batch of one) as the first
+    sampler of llama.cpp's chain, where it masks llama.cpp's own candidate logits in place.
 
-    def __init__(self, processor: Any) -> None:
+    llama-cpp-python's ``logits_processor`` hook builds a record array over the candidates, hands
+    the processor a strided view and copies what it returns back, every token; a contiguous copy
+    for the processor (xgrammar's CPU kernel writes contiguous rows) and torch wrappers round it
+    off. ``sample_with_grammar`` puts ``apply`` in the chain instead: the logits are copied into
+    one buffer (and its torch view) made once per request, masked, and copied back. Called as a
+    ``logits_processor`` (``(input_ids, scores)``, the masked scores returned) it still works,
+    where the chain could not be set up."""
+
+    def __init__(self, processor: Any, llm: Any) -> None:
         self.processor = processor
+        self._llm = llm
+        self._buffer = np.empty(0, dtype=np.float32)
+        self._scores: Any = None
 
     def __call__(self, input_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        import torch
+        last = int(input_ids[-1]) if len(input_ids) else None
+        self._mask(scores, len(input_ids), last)
+        return scores
 
-        ids = torch.from_numpy(np.ascontiguousarray(input_ids, dtype=np.int64)).unsqueeze(0)
-        # llama.cpp hands a strided view of its token data: mask a contiguous copy, return it.
-        masked = np.ascontiguousarray(scores, dtype=np.float32)
-        self.processor(ids, torch.from_numpy(masked).unsqueeze(0))
-        return masked
+    def apply(self, candidates: Any) -> None:
+        """The chain's callback: mask the ``llama_token_data_array`` it is handed."""
+        array = candidates.contents
+        size = int(array.size)
+        address = ctypes.cast(array.data, ctypes.c_void_p).value or 0
+        # llama_token_data is {int32 id; float logit; float p}: the logits are every third float.
+        memory: Any = (ctypes.c_float * (3 * size)).from_address(address)
+        fields = np.frombuffer(memory, np.float32)
+        ids = fields.view(np.int32)[::3]
+        if ids[0] != 0 or ids[-1] != size - 1:
+            raise UsageError(
+                f"llama.cpp's candidates are not the vocabulary in id order (ids {ids[0]}..."
+                f"{ids[-1]} for {size} candidates): the grammar sampler must come first"
+            )
+        length = int(self._llm.n_tokens)
+        self._mask(fields[1::3], length, int(self._llm.input_ids[length - 1]))
+
+    def _mask(self, logits: np.ndarray, length: int, last: int | None) -> None:
+        if self._buffer.shape[0] != logits.shape[0]:
+            import torch
+
+            self._buffer = np.empty(logits.shape[0], dtype=np.float32)
+            self._scores = torch.from_numpy(self._buffer).unsqueeze(0)
+        np.copyto(self._buffer, logits)
+        self.processor.step(length, last, self._scores)
+        np.copyto(logits, self._buffer)
+
+
+def sample_with_grammar(llm: Any, llama_cpp: ModuleType) -> None:
+    """Make ``llm`` run a ``GrammarSampler``, when it is the request's only logits processor,
+    as the first sampler of its chain rather than through llama-cpp-python's hook (see
+    ``GrammarSampler``). Once per ``Llama``; a no-op where its sampler API is not the one known."""
+    if getattr(llm, "_byzer_grammar_sampling", False):
+        return
+    original = getattr(llm, "_init_sampler", None)
+    chain_api = ("llama_sampler_chain_n", "llama_sampler_chain_remove", "llama_sampler_chain_add")
+    if original is None or not all(hasattr(llama_cpp, name) for name in chain_api):
+        logger.info("llama-cpp-python's sampler API is not the known one: the hook masks instead")
+        return
+
+    def init_sampler(*args: Any, logits_processor: Any = None, **kwargs: Any) -> Any:
+        hooks = list(logits_processor or ())
+        if len(hooks) != 1 or not isinstance(hooks[0], GrammarSampler):
+            return original(*args, logits_processor=logits_processor, **kwargs)
+        sampler = original(*args, logits_processor=None, **kwargs)
+        if getattr(sampler, "custom_samplers", None) != []:  # the chain is not the one known
+            return original(*args, logits_processor=logits_processor, **kwargs)
+        chain = sampler.sampler
+        # llama.cpp's chain only appends: take its samplers out, add the grammar's, put them back.
+        taken = [
+            llama_cpp.llama_sampler_chain_remove(chain, 0)
+            for _ in range(llama_cpp.llama_sampler_chain_n(chain))
+        ]
+        sampler.add_custom(hooks[0].apply)
+        for each in taken:
+            llama_cpp.llama_sampler_chain_add(chain, each)
+        return sampler
+
+    llm._init_sampler = init_sampler
+    llm._byzer_grammar_sampling = True
 
 
 class XgrammarSource:

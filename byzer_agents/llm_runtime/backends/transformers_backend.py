@@ -30,7 +30,7 @@ from collections.abc import Generator, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -60,9 +60,12 @@ from byzer_agents.llm_runtime.backends.transformers_generation import (
     TransformersGenerator,
 )
 from byzer_agents.llm_runtime.backends.transformers_loading import (
+    DYNAMIC_INT8,
+    Quantization,
     adapter_and_base,
     check_positive,
     check_quantization,
+    check_quantization_fits,
     context_length,
     load_causal_lm,
     load_tokenizer,
@@ -137,7 +140,9 @@ class TransformersBackend:
     ``dtype``: ``"auto"``/None, ``"float32"``, ``"bfloat16"`` or ``"float16"``. ``device``:
     ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None picks CUDA when present. ``chat_template`` is used
     when the tokenizer ships none (else ChatML). ``quantization``: ``"4"`` or ``"8"`` bits through
-    bitsandbytes. ``num_threads`` sets torch's CPU threads for the whole process.
+    bitsandbytes, or ``"dynamic-int8"``: torch's dynamic int8 linear layers, on the CPU, applied
+    to the float32 model once loaded (an adapter merged first). ``num_threads`` sets torch's CPU
+    threads for the whole process.
 
     ``adapter``: a PEFT (LoRA) adapter directory applied to the model ``model_path`` names. A
     ``model_path`` that is itself an adapter directory is served on the base its
@@ -154,7 +159,7 @@ class TransformersBackend:
         chat_template: ChatTemplate | None = None,
         max_model_len: int | None = None,
         num_threads: int | None = None,
-        quantization: Literal["4", "8"] | None = None,
+        quantization: Quantization | None = None,
         max_batch_size: int = 8,
         batch_wait_ms: float = 5.0,
         adapter: str | Path | None = None,
@@ -173,6 +178,7 @@ class TransformersBackend:
         self.model_path = Path(model_path)
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
+        check_quantization_fits(self.quantization, self.device, self.dtype)
         self.max_batch_size = max_batch_size
         self.batch_wait_ms = batch_wait_ms
         if num_threads is not None:
@@ -339,7 +345,7 @@ class TransformersBackend:
             "architectures": list(self.architectures),
             "quantization": self.quantization,
             "adapter": (
-                {**self.adapter.describe(), "merged": self.quantization is None}
+                {**self.adapter.describe(), "merged": self.quantization in (None, DYNAMIC_INT8)}
                 if self.adapter is not None
                 else None
             ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -24,15 +24,19 @@ from byzer_agents.llm_runtime.peft_adapter import (
 )
 
 __all__ = [
+    "DYNAMIC_INT8",
+    "Quantization",
     "adapter_and_base",
     "check_positive",
     "check_quantization",
+    "check_quantization_fits",
     "context_length",
     "load_causal_lm",
     "load_tokenizer",
     "model_eos_ids",
     "pick_device",
     "pick_dtype",
+    "quantize_dynamic_int8",
 ]
 
 _DTYPES: dict[str, torch.dtype] = {
@@ -40,7 +44,11 @@ _DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
-_QUANTIZATIONS = ("4", "8")
+DYNAMIC_INT8: Final = "dynamic-int8"
+"""torch's dynamic int8: every ``nn.Linear`` gets int8 weights, its input is quantized per call.
+A CPU path (fbgemm/onednn kernels), applied to the float32 model once it is loaded."""
+Quantization = Literal["4", "8", "dynamic-int8"]
+_QUANTIZATIONS = ("4", "8", DYNAMIC_INT8)
 _DEFAULT_CONTEXT_LENGTH = 2048
 
 
@@ -53,16 +61,18 @@ def check_positive(name: str, value: int | None, *, allow_none: bool = False) ->
         raise ConfigurationError(f"{name} must be {allowed}; got {value!r}")
 
 
-def check_quantization(quantization: str | None) -> Literal["4", "8"] | None:
-    """``quantization`` as bits (``"4"``, ``"8"``) or None, refused when bitsandbytes, which does
-    it, is not installed."""
+def check_quantization(quantization: str | None) -> Quantization | None:
+    """``quantization`` as bitsandbytes bits (``"4"``, ``"8"``), ``"dynamic-int8"`` (torch) or
+    None; bits are refused when bitsandbytes, which does them, is not installed."""
     if quantization is None:
         return None
     if str(quantization) not in _QUANTIZATIONS:
         raise ConfigurationError(
-            f"quantization must be one of {list(_QUANTIZATIONS)} (bits) or None; "
-            f"got {quantization!r}"
+            f"quantization must be one of {list(_QUANTIZATIONS)} (bitsandbytes bits, or torch's "
+            f"dynamic int8 on CPU) or None; got {quantization!r}"
         )
+    if str(quantization) == DYNAMIC_INT8:
+        return DYNAMIC_INT8
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ModuleNotFoundError(
             f"quantization={quantization!r} needs bitsandbytes, which is not installed; "
@@ -70,6 +80,25 @@ def check_quantization(quantization: str | None) -> Literal["4", "8"] | None:
             name="bitsandbytes",
         )
     return "4" if str(quantization) == "4" else "8"
+
+
+def check_quantization_fits(
+    quantization: Quantization | None, device: torch.device, dtype: torch.dtype
+) -> None:
+    """Refuse dynamic int8 off the CPU or on weights other than float32: torch quantizes
+    float32 ``nn.Linear`` layers only, and runs them with CPU kernels only."""
+    if quantization != DYNAMIC_INT8:
+        return
+    if device.type != "cpu":
+        raise ConfigurationError(
+            f"quantization={DYNAMIC_INT8!r} runs on the CPU only, and this model would load on "
+            f"{str(device)!r}; give device='cpu', or quantization '4'/'8' (bitsandbytes) on CUDA"
+        )
+    if dtype != torch.float32:
+        raise ConfigurationError(
+            f"quantization={DYNAMIC_INT8!r} quantizes float32 weights; got dtype "
+            f"{str(dtype).removeprefix('torch.')!r}: give dtype 'float32' or 'auto'"
+        )
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -135,13 +164,15 @@ def load_causal_lm(
     *,
     dtype: torch.dtype,
     device: torch.device,
-    quantization: Literal["4", "8"] | None,
+    quantization: Quantization | None,
     adapter: AdapterSource | None,
 ) -> Any:
     """The model of a local checkpoint directory on ``device``, in eval mode, quantized by
-    bitsandbytes when asked, with ``adapter`` applied."""
+    bitsandbytes (as it loads) or torch's dynamic int8 (once loaded) when asked, with ``adapter``
+    applied."""
     options: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
-    if quantization is not None:
+    bitsandbytes = quantization in ("4", "8")
+    if bitsandbytes:
         from transformers import BitsAndBytesConfig
 
         options["quantization_config"] = (
@@ -159,12 +190,29 @@ def load_causal_lm(
         # every adapted layer) and the model is a plain transformers model again, which
         # DeepSpeed-Inference wraps like any other. A deployment serves one adapter, so
         # PEFT's adapter switching is not needed. Quantized bases keep the adapter unmerged:
-        # merging would round its update into the 4/8-bit weights.
-        model = apply_adapter(model, adapter.path, merge=quantization is None)
-    if quantization is None:
+        # merging would round its update into the 4/8-bit weights. Dynamic int8 quantizes
+        # after this, so the adapter is merged first and its update is in the int8 weights.
+        model = apply_adapter(model, adapter.path, merge=not bitsandbytes)
+    if not bitsandbytes:
         model = model.to(device)
     model.eval()
+    if quantization == DYNAMIC_INT8:
+        quantize_dynamic_int8(model)
     return model
+
+
+def quantize_dynamic_int8(model: Any) -> None:
+    """Every ``nn.Linear`` of ``model`` (on the CPU, float32) replaced in place by torch's
+    dynamically quantized one: int8 weights, the input quantized per call."""
+    with warnings.catch_warnings():
+        # torch marks torch.ao.quantization and its qint8 tensors deprecated (torchao is their
+        # successor, not a dependency here); the kernels are still torch's own, and a warning
+        # per replica load says nothing the deployment can act on.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
+        torch.ao.quantization.quantize_dynamic(
+            model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+        )
 
 
 def model_eos_ids(model: Any) -> frozenset[int]:
