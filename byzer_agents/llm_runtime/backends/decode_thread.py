@@ -9,7 +9,7 @@ thread of its pool, so the backend hands its calls to this one thread instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ class DecodeThread:
         """``function(*args, **kwargs)`` on the decode thread; its result, or its exception."""
         return self._executor.submit(function, *args, **kwargs).result()
 
-    def iterate(self, make: Callable[[], Iterator[T]]) -> Iterator[T]:
+    def iterate(self, make: Callable[[], Iterator[T]]) -> Generator[T, None, None]:
         """The items of the iterator ``make()`` returns, each produced on the decode thread;
         closing this generator closes that iterator there too."""
         items = self.run(make)
